@@ -1,0 +1,1 @@
+"""asid_fast: fast, exact ASID super-resolution."""

@@ -1,0 +1,50 @@
+"""Backend selection: ``backend="auto"`` picks the fastest available path for the tensors'
+device; a named backend is used or refused with a clear error."""
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import torch
+
+BACKENDS = ("auto", "reference", "cpu", "cuda", "triton")
+# backend name -> module in asid_fast.ops.backends
+_MODULES = {"reference": "reference", "cpu": "ext", "cuda": "ext", "triton": "triton"}
+# preference order of "auto" per device type
+_AUTO = {"cpu": ("cpu", "reference"), "cuda": ("triton", "cuda", "reference")}
+_warned: set[str] = set()
+
+
+def _module(name):
+    return importlib.import_module(f"{__package__}.backends.{_MODULES[name]}")
+
+
+def _usable(name, device: torch.device) -> bool:
+    if name in ("cpu", "cuda") and device.type != name:
+        return False
+    return _module(name).available(device)
+
+
+def resolve(backend: str, device: torch.device):
+    """Return the backend module to run on ``device`` (validating ``backend``)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        for name in _AUTO.get(device.type, ("reference",)):
+            if _usable(name, device):
+                return _module(name)
+            if name != "reference" and name not in _warned:
+                _warned.add(name)
+                reason = _module(name).why_unavailable() or f"not usable on {device.type}"
+                warnings.warn(f"asid_fast: backend {name!r} unavailable ({reason}); "
+                              "falling back to the next backend", RuntimeWarning, stacklevel=3)
+        return _module("reference")
+    if not _usable(backend, device):
+        reason = _module(backend).why_unavailable() or f"it does not run on {device.type} tensors"
+        raise RuntimeError(f"asid_fast: backend {backend!r} cannot run on {device}: {reason}")
+    return _module(backend)
+
+
+def available_backends(device) -> list[str]:
+    device = torch.device(device)
+    return [b for b in BACKENDS[1:] if _usable(b, device)]
