@@ -1,1 +1,5 @@
-"""asid_fast: fast, exact ASID super-resolution."""
+"""asid_fast: fast, exact ASID super-resolution (reference model, fused ops, tools)."""
+from . import reference
+from .checkpoint import CheckpointError, load_checkpoint
+
+__all__ = ["CheckpointError", "load_checkpoint", "reference"]
