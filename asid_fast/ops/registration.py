@@ -33,7 +33,8 @@ NAMESPACE = "asid_fast"
 
 
 def _op(name):
-    return getattr(getattr(torch.ops, NAMESPACE), name).default
+    """The op's OpOverloadPacket (what register_flop_formula accepts)."""
+    return getattr(getattr(torch.ops, NAMESPACE), name)
 
 
 # ---- FLOP formulas (2 FLOPs per multiply-add; softmax/normalisation not counted) ----------
@@ -95,9 +96,9 @@ def register_backend_ops(prefix: str = "") -> None:
         dq, dk, dv, dt = ca_bwd(grad_out.contiguous(), q, k, v, temperature, attn, rq, rk, *ctx.args)
         return dq, dk, dv, dt.reshape(temperature.shape), None, None
 
-    torch.library.register_autograd(wa_fwd, window_backward, setup_context=_window_setup)
-    torch.library.register_autograd(sa_fwd, shared_backward, setup_context=_shared_setup)
-    torch.library.register_autograd(ca_fwd, channel_backward, setup_context=_channel_setup)
+    torch.library.register_autograd(wa_fwd.default, window_backward, setup_context=_window_setup)
+    torch.library.register_autograd(sa_fwd.default, shared_backward, setup_context=_shared_setup)
+    torch.library.register_autograd(ca_fwd.default, channel_backward, setup_context=_channel_setup)
 
     @register_flop_formula(wa_fwd)
     def _(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs):
