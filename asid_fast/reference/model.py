@@ -302,8 +302,10 @@ def check_config(scale: int, variant: str) -> int:
 class ASID(nn.Module):
     """ASID (variant "asid", 3 groups) or ASID-D8 ("asid_d8", 8 groups) for x2/x3/x4.
 
-    forward: (B, 3, H, W) float in [0, 1] -> (B, 3, s*H, s*W). Any H, W >= 9: the input is
-    zero-padded at the bottom/right to multiples of 8 and the output cropped back.
+    forward: (B, 3, H, W) float -> (B, 3, s*H, s*W). The authors' checkpoints (and ours) expect
+    RGB scaled to [-1, 1] (``x / 255 * 2 - 1``; output mapped back with ``(y + 1) / 2``). Any
+    H, W >= 9: the input is zero-padded at the bottom/right to multiples of 8 and the output
+    cropped back.
     """
 
     def __init__(self, scale: int = 4, variant: str = "asid"):
