@@ -13,10 +13,15 @@ _MODULES = {"reference": "reference", "cpu": "ext", "cuda": "ext", "triton": "tr
 # preference order of "auto" per device type
 _AUTO = {"cpu": ("cpu", "reference"), "cuda": ("triton", "cuda", "reference")}
 _warned: set[str] = set()
+_loaded: dict = {}
 
 
 def _module(name):
-    return importlib.import_module(f"{__package__}.backends.{_MODULES[name]}")
+    # A plain dict lookup once loaded: importlib calls would break torch.compile graphs.
+    module = _loaded.get(name)
+    if module is None:
+        module = _loaded[name] = importlib.import_module(f"{__package__}.backends.{_MODULES[name]}")
+    return module
 
 
 def _usable(name, device: torch.device) -> bool:
