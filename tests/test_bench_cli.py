@@ -1,0 +1,116 @@
+"""``asid-fast bench`` end to end on a tiny size: the JSON schema, the table, the plot, and the
+option handling. (Speed is never asserted here: ratios belong to the benchmark's own output.)"""
+import argparse
+import json
+
+import pytest
+
+from asid_fast import flops as FL
+from asid_fast.tools import bench as B
+from asid_fast.tools import bench_report
+from asid_fast.tools.errors import UserError
+
+TINY = ["--size", "12x20", "--train-batch", "1", "--train-size", "16x16", "--dims", "12",
+        "--no-compile", "--warmup", "1", "--repeats", "2", "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """One run of the command (asid_fast.cli) writing JSON."""
+    out = tmp_path_factory.mktemp("bench")
+    argv = ["bench", *TINY, "--json", str(out / "r.json")]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OMP_WAIT_POLICY", "PASSIVE")  # no re-exec inside pytest
+    mp.setenv("OMP_NUM_THREADS", "1")
+    from asid_fast.cli import main
+
+    try:
+        assert main(argv) == 0
+    finally:
+        mp.undo()
+    with open(out / "r.json") as f:
+        return json.load(f)
+
+
+def test_report_schema_and_header(report):
+    bench_report.validate(report)
+    assert report["model"] == "asid" and report["scale"] == 4
+    assert report["input"] == [1, 3, 12, 20]
+    assert report["flops_paper_rule"] == FL.model_flops("asid", 4, (12, 20), rule="paper")
+    assert report["flops_full"] == FL.model_flops("asid", 4, (12, 20), rule="full")
+    assert report["device"] == "cpu" and report["threads"] == 1
+
+
+def test_report_covers_ops_and_models(report):
+    rows = report["results"]
+    ops = {(r["name"], r["mode"]) for r in rows if r["kind"] == "op"}
+    for name in ("window_attention[meso,12]", "window_attention[global,12]",
+                 "shared_window_attention[meso,12]", "channel_attention[window,48]",
+                 "channel_attention[cell,48]"):
+        assert (name, "fwd") in ops and (name, "fwd+bwd") in ops
+    shapes = {r["mode"]: r["shape"] for r in rows if r["kind"] == "op"}
+    assert shapes == {"fwd": "1x16x24", "fwd+bwd": "1x16x16"}  # padded to the window
+    models = {(r["mode"], r["backend"]) for r in rows if r["kind"] == "model"}
+    assert {("inference", "reference"), ("train_step", "reference")} <= models
+
+
+def test_report_rows_are_consistent(report):
+    for r in report["results"]:
+        if r["backend"] == "reference":
+            assert r["speedup_vs_reference"] == 1.0
+        if r["flops"]:
+            assert r["gflops"] == pytest.approx(r["flops"] / (r["ms_median"] / 1e3) / 1e9)
+        if r.get("max_rel_diff_vs_reference") is not None:
+            assert r["max_rel_diff_vs_reference"] <= 1e-5, r
+        assert r["peak_mem_mb"] is None or r["peak_mem_mb"] >= 0
+    assert bench_report.diff_violations(report) == []
+    assert report["errors"] == []
+
+
+def test_window_op_flops_follow_the_matmul_count(report):
+    row = next(r for r in report["results"]
+               if r["name"] == "window_attention[meso,12]" and r["mode"] == "fwd")
+    windows = (16 // 8) * (24 // 8)
+    assert row["flops"] == 2 * 2 * windows * 64 * 64 * 12  # q k^T and A v
+
+
+def test_table_lists_every_result(report):
+    text = bench_report.table(report)
+    assert len(text.splitlines()) == len(report["results"]) + 2
+
+
+def test_validate_rejects_incomplete_reports(report):
+    broken = dict(report, results=[dict(report["results"][0])])
+    del broken["results"][0]["ms_median"]
+    with pytest.raises(ValueError, match="ms_median"):
+        bench_report.validate(broken)
+    with pytest.raises(ValueError, match="flops_full"):
+        bench_report.validate({k: v for k, v in report.items() if k != "flops_full"})
+
+
+def test_diff_violations_flag_wrong_outputs(report):
+    bad = dict(report, results=[dict(report["results"][0], max_rel_diff_vs_reference=0.5)])
+    assert len(bench_report.diff_violations(bad)) == 1
+
+
+def test_plot_writes_png(report, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "p.png"
+    bench_report.plot([report], path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parser_and_option_errors():
+    parser = argparse.ArgumentParser()
+    B.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--model", "asid_d8", "--scale", "2", "--backends", "a,b"])
+    assert (args.model, args.scale, args.backends, args.handler) == ("asid_d8", 2, "a,b", B._run)
+    assert B.parse_size("180x320") == (180, 320)
+    with pytest.raises(UserError, match="180x320"):
+        B.parse_size("180")
+    with pytest.raises(UserError, match="suites"):
+        B.bench(suites=("nope",), device="cpu")
+
+
+def test_no_reexec_under_pytest():
+    assert B._bench_argv() is None
