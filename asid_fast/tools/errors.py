@@ -1,0 +1,5 @@
+"""The one exception type for user mistakes: the CLI prints its message, never a traceback."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, bad option, mismatched checkpoint...)."""

@@ -1,0 +1,325 @@
+"""``asid-fast train``: train ASID on HR images with resumable, atomic checkpoints.
+
+A run folder holds ``last.pt`` (model, optimizer, scheduler, grad scaler, step, RNG states,
+config), ``config.json`` and ``metrics.jsonl`` (one JSON object per log or validation event).
+Because the data stream is a pure function of (seed, sample index) (see :mod:`.data`), a resumed
+run continues exactly where the last checkpoint left off.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import runtime
+from .atomic import atomic_path, write_text
+from .data import PatchStream, build_cache, find_sources
+from .errors import UserError
+
+DEFAULTS = {
+    "data": None, "scale": None, "variant": "asid", "patch": 64, "batch": 16, "lr": 5e-4,
+    "betas": [0.9, 0.999], "weight_decay": 1e-4, "decay_epochs": 250, "gamma": 0.5,
+    "epochs": 1000, "steps": None, "repeat": 64, "amp": "none", "workers": 4,
+    "save_every": 1000, "val": None, "val_every": 1000, "log_every": 100, "seed": 0,
+    "init": None, "backend": "auto", "device": "auto", "cache": None,
+}
+# options that may change when resuming; the rest define the run
+RESUMABLE = {"epochs", "steps", "workers", "save_every", "val", "val_every", "log_every",
+             "backend", "device"}
+AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CHECKPOINT = "last.pt"
+METRICS = "metrics.jsonl"
+
+
+def make_config(options: dict, stored: dict | None = None) -> dict:
+    """Defaults + ``options`` for a new run, or ``stored`` + the resumable ``options``."""
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown training options: {sorted(unknown)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    if "data" in given:
+        given["data"] = [str(Path(d).resolve()) for d in given["data"]]
+    if "betas" in given:
+        given["betas"] = [float(b) for b in given["betas"]]
+    if stored is None:
+        config = {**DEFAULTS, **given}
+        if not config["data"]:
+            raise UserError("--data is required for a new run")
+        if config["scale"] is None:
+            raise UserError("--scale is required for a new run")
+        return config
+    for key, value in given.items():
+        if key not in RESUMABLE and value != stored.get(key):
+            raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
+                            f"(run has {stored.get(key)!r}, got {value!r})")
+    return {**stored, **{k: v for k, v in given.items() if k in RESUMABLE}}
+
+
+def check_config(c: dict) -> None:
+    from ..reference.model import MIN_SIZE
+
+    positive = ("patch", "batch", "repeat", "save_every", "val_every", "log_every")
+    for key in positive:
+        if not c[key] >= 1:
+            raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {c[key]}")
+    if c["patch"] < MIN_SIZE:
+        raise UserError(f"--patch must be at least {MIN_SIZE}, got {c['patch']}")
+    if c["steps"] is None and c["epochs"] < 1:
+        raise UserError(f"--epochs must be >= 1, got {c['epochs']}")
+    if c["steps"] is not None and c["steps"] < 0:
+        raise UserError(f"--steps must be >= 0, got {c['steps']}")
+    if c["workers"] < 0 or c["decay_epochs"] < 0 or c["lr"] <= 0:
+        raise UserError("--workers and --decay-epochs must be >= 0 and --lr > 0")
+    if c["amp"] not in AMP:
+        raise UserError(f"--amp must be one of {sorted(AMP)}, got {c['amp']!r}")
+
+
+def init_from(model: torch.nn.Module, path) -> list[str]:
+    """Load ``path`` into ``model`` except ``up.0`` tensors whose shapes differ (e.g. an x2 body
+    into an x4 model). Returns the names left at their initial values."""
+    from ..checkpoint import CheckpointError, check_state_dict, read_state_dict
+
+    path = runtime.checkpoint_file(path)
+    try:
+        sd = read_state_dict(path)
+        own = model.state_dict()
+        skipped = [k for k, v in sd.items()
+                   if k.startswith("up.0.") and k in own and v.shape != own[k].shape]
+        merged = {**sd, **{k: own[k] for k in skipped}}
+        check_state_dict(model, merged, source=str(path))
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    model.load_state_dict(merged)
+    return skipped
+
+
+def save_checkpoint(run: Path, state: dict) -> None:
+    with atomic_path(run / CHECKPOINT) as tmp:
+        torch.save(state, tmp)
+
+
+def load_run(run: Path) -> dict:
+    path = run / CHECKPOINT
+    if not path.is_file():
+        raise UserError(f"nothing to resume: {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"cannot read checkpoint {path}: {e}") from None
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Keep the metric lines up to ``step`` (a killed run may have logged past its checkpoint)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by the kill
+    write_text(path, "".join(k + "\n" for k in kept))
+
+
+class Trainer:
+    """One training run; see :func:`train`."""
+
+    def __init__(self, run: Path, config: dict, state: dict | None, progress: bool):
+        c = self.config = config
+        self.run, self.progress = run, progress
+        self.device = runtime.resolve_device(c["device"])
+        self.amp = AMP[c["amp"]]
+        if self.amp is not None and self.device.type != "cuda":
+            raise UserError(f"--amp {c['amp']} needs a CUDA device; use --amp none on {self.device.type}")
+        runtime.check_backend(c["backend"], self.device)
+        torch.manual_seed(c["seed"])
+        self.model = runtime.build_model(c["scale"], c["variant"], c["backend"]).to(self.device)
+        if state is None and c["init"]:
+            skipped = init_from(self.model, c["init"])
+            if skipped:
+                print(f"init: kept fresh {', '.join(skipped)} (shape differs in {c['init']})")
+        sources = find_sources(c["data"], c["scale"])
+        pairs = build_cache(sources, c["scale"], c["cache"] or run / "cache", progress)
+        self.stream = PatchStream(pairs, c["scale"], c["patch"], c["seed"], c["repeat"])
+        self.steps_per_epoch = max(1, self.stream.epoch_size // c["batch"])
+        self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], betas=tuple(c["betas"]),
+                                     weight_decay=c["weight_decay"])
+        decay = c["decay_epochs"] * self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=max(decay, 1),
+                                                     gamma=c["gamma"] if decay else 1.0)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
+        self.step, self.saved_step = 0, None
+        if state is not None:
+            self._restore(state)
+            self.saved_step = self.step
+        self.val_pairs = None
+        if c["val"]:
+            from .evaluate import load_pairs
+
+            self.val_pairs = load_pairs(c["val"], c["scale"])
+
+    def _restore(self, state):
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def state(self) -> dict:
+        cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": self.step, "rng": {"torch": torch.get_rng_state(), "cuda": cuda},
+                "config": self.config}
+
+    def save(self):
+        save_checkpoint(self.run, self.state())
+        self.saved_step = self.step
+
+    def loader(self):
+        b = self.config["batch"]
+        return torch.utils.data.DataLoader(
+            self.stream, batch_size=b, sampler=range(self.step * b, self.total * b),
+            num_workers=self.config["workers"], pin_memory=self.device.type == "cuda")
+
+    def _batch(self, lr_u8, hr_u8):
+        lr = runtime.to_model(lr_u8.to(self.device, non_blocking=True).float() / 255)
+        hr = runtime.to_model(hr_u8.to(self.device, non_blocking=True).float() / 255)
+        return lr, hr
+
+    def train_step(self, lr, hr) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+            sr = self.model(lr)
+        loss = torch.nn.functional.l1_loss(sr.float(), hr)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return loss.detach()
+
+    def validate(self) -> float:
+        from .evaluate import model_sr, score
+        from .upscale import model_fn
+
+        self.model.eval()
+        sr = model_sr(model_fn(self.model, torch.float32), self.config["scale"], self.device, tile=0)
+        result = score(self.val_pairs, sr, self.config["scale"], with_ssim=False, progress=False)
+        self.model.train()
+        return result["psnr"]
+
+    def log(self, record: dict) -> None:
+        with open(self.run / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def fit(self) -> dict:
+        c = self.config
+        self.model.train()
+        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step",
+                   disable=not self.progress)
+        loss_sum, n, t0 = torch.zeros((), device=self.device), 0, time.perf_counter()
+        last = {"step": self.step}
+        for lr_u8, hr_u8 in self.loader():
+            loss_sum += self.train_step(*self._batch(lr_u8, hr_u8))
+            self.step += 1
+            n += 1
+            bar.update(1)
+            if self.step % c["log_every"] == 0 or self.step == self.total:
+                elapsed = time.perf_counter() - t0
+                last = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
+                        "loss": loss_sum.item() / n, "lr": self.sched.get_last_lr()[0],
+                        "it_s": n / elapsed}
+                self.log(last)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}")
+                loss_sum.zero_()
+                n, t0 = 0, time.perf_counter()
+            if self.val_pairs and (self.step % c["val_every"] == 0 or self.step == self.total):
+                last["val_psnr"] = self.validate()
+                self.log({"step": self.step, "val_psnr": last["val_psnr"]})
+            if self.step % c["save_every"] == 0:
+                self.save()
+        bar.close()
+        if self.saved_step != self.step:
+            self.save()
+        return last
+
+
+def train(out=None, resume=None, progress=True, **options) -> dict:
+    """Train a new run in ``out`` or continue the run folder ``resume``.
+
+    ``options`` are the keys of :data:`DEFAULTS` (e.g. data=[folder], scale=2, steps=1000).
+    Returns the last logged metrics ({"step", "loss", "lr", ...}).
+    """
+    if resume is not None:
+        run = Path(resume)
+        if out is not None and Path(out).resolve() != run.resolve():
+            raise UserError("--out and --resume name different runs; give only --resume RUN")
+        state = load_run(run)
+        config = make_config(options, state["config"])
+    else:
+        if out is None:
+            raise UserError("give --out RUN for a new run (or --resume RUN)")
+        run, state = Path(out), None
+        if (run / CHECKPOINT).exists():
+            raise UserError(f"{run} already holds a run; continue it with --resume {run} "
+                            "or choose another --out")
+        config = make_config(options)
+    check_config(config)
+    run.mkdir(parents=True, exist_ok=True)
+    write_text(run / "config.json", json.dumps(config, indent=2) + "\n")
+    trainer = Trainer(run, config, state, progress)
+    trim_metrics(run / METRICS, trainer.step)
+    return trainer.fit()
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train ASID on HR images",
+        description="Train ASID. Defaults follow the authors: 64px LR patches, batch 16, AdamW "
+                    "(5e-4, betas 0.9/0.999, weight decay 1e-4), L1 loss, lr halved every 250 "
+                    "epochs, 1000 epochs of 64 patches per image.")
+    p.add_argument("--data", action="append", metavar="DIR",
+                   help="HR image folder or DIV2K-layout folder (repeatable)")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4))
+    p.add_argument("--out", metavar="RUN", help="run folder for a new run")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
+    p.add_argument("--variant", choices=("asid", "asid_d8"))
+    p.add_argument("--init", metavar="W",
+                   help="start from these weights (up.0 may differ in shape: x2 body -> x4)")
+    p.add_argument("--patch", type=int, help="LR patch side (default 64)")
+    p.add_argument("--batch", type=int, help="patches per step (default 16)")
+    p.add_argument("--lr", type=float, help="learning rate (default 5e-4)")
+    p.add_argument("--betas", type=float, nargs=2, help="AdamW betas (default 0.9 0.999)")
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    p.add_argument("--decay-epochs", type=int,
+                   help="multiply lr by --gamma every N epochs (default 250, 0 = never)")
+    p.add_argument("--gamma", type=float, help="lr decay factor (default 0.5)")
+    p.add_argument("--epochs", type=int, help="training length in epochs (default 1000)")
+    p.add_argument("--steps", type=int, help="training length in steps (overrides --epochs)")
+    p.add_argument("--repeat", type=int, help="patches per image per epoch (default 64)")
+    p.add_argument("--amp", choices=sorted(AMP), help="mixed precision on CUDA (default none)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 4)")
+    p.add_argument("--save-every", type=int, help="checkpoint every N steps (default 1000)")
+    p.add_argument("--val", metavar="DIR", help="HR folder for validation PSNR")
+    p.add_argument("--val-every", type=int, help="validate every N steps (default 1000)")
+    p.add_argument("--log-every", type=int, help="log loss every N steps (default 100)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--cache", metavar="DIR", help="LR/HR cache folder (default RUN/cache)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--backend", help="op backend of the fused model (default auto)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args):
+    options = {k: getattr(args, k) for k in DEFAULTS}
+    last = train(args.out, args.resume, **options)
+    print(json.dumps(last))

@@ -1,0 +1,142 @@
+"""``asid-fast upscale``: super-resolve image files or folders with ASID."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import runtime
+from .errors import UserError
+from .imageio import (EXTENSIONS, FORMAT_EXT, Picture, list_images, output_format, read_image,
+                      write_image)
+from .imresize import imresize
+from .tiling import check_tiling, tiled_forward
+
+LUMA = np.array([0.299, 0.587, 0.114])  # gray output from the RGB result (ITU-R 601, as Pillow's "L")
+
+
+def to_tensor(pixels: np.ndarray, device) -> torch.Tensor:
+    """(H, W, 3) uint8/uint16 -> (1, 3, H, W) float32 in [0, 1]."""
+    peak = float(np.iinfo(pixels.dtype).max)
+    return torch.from_numpy(pixels.astype(np.float32) / peak).permute(2, 0, 1)[None].to(device)
+
+
+def quantize(img01: torch.Tensor, dtype) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] -> (H, W, 3) ``dtype`` array, rounded and clipped."""
+    peak = float(np.iinfo(dtype).max)
+    arr = img01[0].permute(1, 2, 0).double().cpu().numpy() * peak
+    return np.clip(np.round(arr), 0, peak).astype(dtype)
+
+
+def model_fn(model: torch.nn.Module, dtype: torch.dtype):
+    """Wrap ``model`` as [0, 1] images -> [0, 1] images, running in ``dtype``."""
+    def run(x01):
+        return runtime.from_model(model(runtime.to_model(x01).to(dtype)).float())
+    return run
+
+
+def upscale_picture(pic: Picture, fn, scale: int, device, tile=64, overlap=24, batch=1,
+                    progress=False) -> Picture:
+    """Super-resolve the colour planes with ``fn`` ([0, 1] -> [0, 1]); alpha is resized with
+    bicubic ``imresize``. Keeps bit depth, gray/RGB and alpha."""
+    from ..reference.model import MIN_SIZE
+
+    h, w = pic.hw
+    if min(h, w) < MIN_SIZE:
+        raise UserError(f"image is {w}x{h}; ASID needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+    with torch.inference_mode():
+        y = tiled_forward(fn, to_tensor(pic.rgb(), device), scale, tile, overlap, batch, progress)
+        y = y.clamp_(0, 1)
+    dtype = pic.pixels.dtype
+    if pic.gray:
+        gray = (y[0].permute(1, 2, 0).double().cpu().numpy() @ LUMA) * float(np.iinfo(dtype).max)
+        pixels = np.clip(np.round(gray), 0, np.iinfo(dtype).max).astype(dtype)[..., None]
+    else:
+        pixels = quantize(y, dtype)
+    alpha = None if pic.alpha is None else imresize(pic.alpha, size=(h * scale, w * scale))
+    return Picture(pixels, alpha, pic.format)
+
+
+def collect_inputs(inputs) -> list[Path]:
+    """Expand files and folders (their image files, not recursive) into a list of images."""
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise UserError(f"no images ({', '.join(sorted(EXTENSIONS))}) in folder {p}")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"no such file or folder: {p}")
+    return files
+
+
+def plan_outputs(files, out, fmt=None, suffix="") -> list[Path]:
+    """Output path per input: ``out`` itself for one input and an image-suffixed ``out``,
+    else ``out``/<stem><suffix>.<ext>."""
+    out = Path(out)
+    if len(files) == 1 and out.suffix.lower() in EXTENSIONS and not out.is_dir():
+        output_format(fmt, out)
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"output {out} exists and is not a folder (several inputs need a folder)")
+        targets = []
+        for f in files:
+            ext = FORMAT_EXT[output_format(fmt, f)] if fmt else f.suffix
+            targets.append(out / f"{f.stem}{suffix}{ext}")
+    if len(set(targets)) != len(targets):
+        raise UserError("several inputs would be written to the same output file; "
+                        "give inputs with distinct names or use --suffix")
+    for f, t in zip(files, targets):
+        if t.resolve() == f.resolve():
+            raise UserError(f"output {t} would overwrite its input; choose another -o or --suffix")
+    return targets
+
+
+def upscale(inputs, out, scale: int, weights=None, variant="asid", tile=64, overlap=24, batch=1,
+            device="auto", dtype="fp32", backend="auto", fmt=None, suffix="", progress=True):
+    """Upscale image files/folders ``inputs`` into ``out``; returns the written paths."""
+    check_tiling(tile, overlap)
+    files = collect_inputs(inputs)
+    targets = plan_outputs(files, out, fmt, suffix)
+    model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
+    fn = model_fn(model, dt)
+    for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="img",
+                         disable=not progress or len(files) == 1):
+        pic = read_image(src)
+        result = upscale_picture(pic, fn, scale, dev, tile, overlap, batch, progress)
+        write_image(dst, result, fmt)
+    return targets
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("upscale", help="super-resolve images",
+                              description="Super-resolve image files or folders with ASID.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("-o", "--out", required=True,
+                   help="output folder (or file name, for a single input)")
+    p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
+    p.add_argument("--weights", help="checkpoint file or training run folder (default: shipped weights)")
+    p.add_argument("--variant", default="asid", choices=("asid", "asid_d8"))
+    p.add_argument("--tile", type=int, default=64,
+                   help="LR tile side; 0 = whole image (default 64, the authors' tester)")
+    p.add_argument("--overlap", type=int, default=24, help="tile overlap in LR pixels (default 24)")
+    p.add_argument("--batch", type=int, default=1, help="tiles per forward pass (default 1)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES),
+                   help="compute dtype (bf16/fp16 on CUDA only)")
+    p.add_argument("--backend", default="auto", help="op backend of the fused model")
+    p.add_argument("--format", dest="fmt", help="output format (png, jpg, ...; default: as input)")
+    p.add_argument("--suffix", default="", help="added to output file names (e.g. _x4)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args):
+    upscale(args.inputs, args.out, args.scale, args.weights, args.variant, args.tile, args.overlap,
+            args.batch, args.device, args.dtype, args.backend, args.fmt, args.suffix)

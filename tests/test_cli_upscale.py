@@ -1,0 +1,125 @@
+"""``asid-fast upscale`` end to end on tiny images with a randomly initialised checkpoint."""
+import numpy as np
+import pytest
+import torch
+
+from asid_fast.cli import main
+from asid_fast.reference import ASID
+from asid_fast.tools import runtime
+from asid_fast.tools.imageio import Picture, read_image, write_image
+from asid_fast.tools.upscale import upscale
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "asid_x2.pt"
+    torch.save(ASID(2, "asid").state_dict(), path)
+    return path
+
+
+def image(tmp_path, name, h, w, channels=3, alpha=False, dtype=np.uint8, seed=0):
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(dtype).max + 1
+    pic = Picture(rng.integers(0, top, (h, w, channels)).astype(dtype),
+                  rng.integers(0, top, (h, w)).astype(dtype) if alpha else None, "PNG")
+    path = tmp_path / name
+    write_image(path, pic)
+    return path
+
+
+def run(capsys, *argv):
+    code = main(["upscale", *map(str, argv)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_output_matches_the_model_and_tile_covering_image_equals_whole(tmp_path, ckpt, capsys):
+    src = image(tmp_path, "in.png", 20, 20)
+    for tile in (0, 32):
+        code, _ = run(capsys, src, "-o", tmp_path / f"t{tile}.png", "--scale", 2, "--weights", ckpt,
+                      "--tile", tile, "--device", "cpu")
+        assert code == 0
+    whole, tiled = read_image(tmp_path / "t0.png").pixels, read_image(tmp_path / "t32.png").pixels
+    assert whole.shape == (40, 40, 3)
+    np.testing.assert_array_equal(whole, tiled)
+    # the pipeline: [0, 255] -> [-1, 1] (the authors' convention) -> model -> [0, 1] -> uint8
+    model = runtime.build_model(2, "asid", "auto")
+    runtime.load_weights(model, ckpt)
+    x = torch.from_numpy(read_image(src).pixels).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y = ((model(x * 2 - 1) + 1) / 2).clamp(0, 1)[0].permute(1, 2, 0).double().numpy()
+    np.testing.assert_array_equal(whole, np.round(y * 255).astype(np.uint8))
+
+
+def test_tiles_batches_and_size(tmp_path, ckpt):
+    src = image(tmp_path, "in.png", 21, 30)
+    one = upscale([src], tmp_path / "a.png", 2, ckpt, tile=12, overlap=4, device="cpu", progress=False)
+    three = upscale([src], tmp_path / "b.png", 2, ckpt, tile=12, overlap=4, batch=3, device="cpu",
+                    progress=False)
+    a, b = read_image(one[0]).pixels, read_image(three[0]).pixels
+    assert a.shape == (42, 60, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # batching only reorders float sums
+
+
+@pytest.mark.parametrize("channels,alpha,dtype", [(1, False, np.uint8), (3, True, np.uint8),
+                                                  (3, False, np.uint16), (1, True, np.uint16)])
+def test_keeps_gray_alpha_and_bit_depth(tmp_path, ckpt, channels, alpha, dtype):
+    src = image(tmp_path, "in.png", 10, 12, channels, alpha, dtype)
+    out = upscale([src], tmp_path / "out", 2, ckpt, tile=0, device="cpu", progress=False)[0]
+    assert out == tmp_path / "out" / "in.png"
+    pic = read_image(out)
+    assert pic.pixels.dtype == dtype and pic.pixels.shape == (20, 24, channels)
+    assert (pic.alpha is not None) == alpha
+    if alpha:
+        assert pic.alpha.shape == (20, 24)
+
+
+def test_folder_input_formats_and_suffix(tmp_path, ckpt):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image(folder, "a.png", 10, 10)
+    image(folder, "b.jpg", 11, 9, seed=1)
+    (folder / "notes.txt").write_text("skipped: not an image")
+    outs = upscale([folder], tmp_path / "out", 2, ckpt, tile=0, device="cpu", suffix="_x2", progress=False)
+    assert [p.name for p in outs] == ["a_x2.png", "b_x2.jpg"]
+    assert read_image(outs[1]).format == "JPEG" and read_image(outs[1]).pixels.shape == (22, 18, 3)
+    outs = upscale([folder], tmp_path / "png", 2, ckpt, tile=0, device="cpu", fmt="png", progress=False)
+    assert [p.name for p in outs] == ["a.png", "b.png"]
+    assert not list((tmp_path / "out").glob(".*tmp"))  # no temp files left behind
+
+
+def test_bad_inputs(tmp_path, ckpt, capsys):
+    src = image(tmp_path, "in.png", 12, 12)
+    tiny = image(tmp_path, "tiny.png", 8, 8)
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    x3 = tmp_path / "x3.pt"
+    torch.save(ASID(3).state_dict(), x3)
+    deep = image(tmp_path, "deep.png", 10, 10, dtype=np.uint16)
+    common = ["--scale", 2, "--device", "cpu"]
+    cases = [
+        ([tmp_path / "missing.png", "-o", tmp_path / "o", "--weights", ckpt], "no such file"),
+        ([bad, "-o", tmp_path / "o", "--weights", ckpt], "cannot read image"),
+        ([src, "-o", tmp_path / "o", "--weights", x3], "ASID x3"),
+        ([src, "-o", tmp_path / "o", "--weights", tmp_path / "nope.pt"], "checkpoint not found"),
+        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--dtype", "bf16"], "only supported on CUDA"),
+        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--tile", 5], "--tile"),
+        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--overlap", 64], "--overlap"),
+        ([tiny, "-o", tmp_path / "o", "--weights", ckpt], "at least 9x9"),
+        ([src, "-o", src, "--weights", ckpt], "overwrite its input"),
+        ([deep, "-o", tmp_path / "o", "--weights", ckpt, "--format", "jpg"], "cannot store 16-bit"),
+        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--device", "cuda:7"], "CUDA"),
+        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--backend", "nope"], "--backend must be"),
+    ]
+    for argv, message in cases:
+        code, err = run(capsys, *common, *argv)
+        assert code == 1, (argv, err)
+        assert err.startswith("asid-fast upscale: error:") and message in err, (argv, err)
+
+
+def test_no_weights_and_none_shipped(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "WEIGHTS_DIR", tmp_path / "no_weights_here")
+    code, err = run(capsys, image(tmp_path, "in.png", 12, 12), "-o", tmp_path / "o", "--scale", 4)
+    assert code == 1 and "no shipped weights for asid x4" in err and "--weights" in err
