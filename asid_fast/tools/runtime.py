@@ -2,6 +2,7 @@
 available), loading weights, and the value range the model works in."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -9,7 +10,6 @@ import torch
 from .errors import UserError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 # The authors train and test with images normalised to [-1, 1] (torchvision Normalize(0.5, 0.5)
 # in Omni-SR's data loaders, which ASID reuses) and map outputs back with (y + 1) / 2. Shipped
@@ -96,11 +96,15 @@ def check_backend(backend: str, device: torch.device) -> None:
 
 
 def default_weights(scale: int, variant: str = "asid") -> Path:
-    """Path of the weights shipped for (scale, variant); UserError if there are none."""
-    path = WEIGHTS_DIR / f"{variant}_x{scale}.safetensors"
-    if not path.is_file():
-        raise UserError(f"no shipped weights for {variant} x{scale} (looked for {path}); "
-                        "pass --weights FILE")
+    """Path of the weights shipped for (scale, variant), announced on stderr; UserError if none."""
+    from ..pretrained import weights_path
+
+    try:
+        path = weights_path(scale, variant)
+    except FileNotFoundError as e:
+        raise UserError(f"{e}: pass --weights FILE") from None
+    print(f"using the shipped weights {path.name} (trained by asid_fast; see {path.stem}.json)",
+          file=sys.stderr)
     return path
 
 
