@@ -1,6 +1,7 @@
 """asid_fast: fast, exact ASID super-resolution (reference model, fused ops, tools)."""
 from . import reference
 from .checkpoint import CheckpointError, load_checkpoint
-from .pretrained import pretrained
+from .model import ASID
+from .shipped_weights import pretrained
 
-__all__ = ["CheckpointError", "load_checkpoint", "pretrained", "reference"]
+__all__ = ["ASID", "CheckpointError", "load_checkpoint", "pretrained", "reference"]

@@ -32,10 +32,11 @@ def _conv_tile(x_ptr, taps_ptr, bias_ptr, sb, sh, sw, b, h, w, c, H, W, C, w_ok,
     """(BLOCK_W, BLOCK_C) tile of bias[c] + sum_t x[b, h + dy - 1, w + dx - 1, c] taps[t, c]."""
     acc = tl.zeros([BLOCK_W, BLOCK_C], dtype=ACC)
     for t in tl.static_range(9):
-        hh = h + t // 3 - 1
+        # hh as a block, not a scalar: the interpreter rejects masks broadcast from scalars
+        hh = h + t // 3 - 1 + tl.zeros_like(w)
         ww = w + t % 3 - 1
         ok = w_ok & (ww >= 0) & (ww < W) & (hh >= 0) & (hh < H)
-        v = tl.load(x_ptr + b * sb + hh * sh + ww[:, None] * sw + c[None, :],
+        v = tl.load(x_ptr + b * sb + hh[:, None] * sh + ww[:, None] * sw + c[None, :],
                     mask=ok[:, None] & c_ok[None, :], other=0.0).to(ACC)
         k = tl.load(taps_ptr + t * C + c, mask=c_ok, other=0.0).to(ACC)
         acc += v * k[None, :]
@@ -115,10 +116,10 @@ def dwconv_dtaps_kernel(x_ptr, gp_ptr, partial_ptr, sb, sh, sw, H, W, C, BLOCK_W
                 mask=w_ok[:, None] & c_ok[None, :], other=0.0).to(ACC)
     out = partial_ptr + (tl.program_id(0) * tl.num_programs(1) + tl.program_id(1)) * 10 * C + c
     for t in tl.static_range(9):
-        hh = h + t // 3 - 1
+        hh = h + t // 3 - 1 + tl.zeros_like(w)  # a block (see _conv_tile)
         ww = w + t % 3 - 1
         ok = w_ok & (ww >= 0) & (ww < W) & (hh >= 0) & (hh < H)
-        v = tl.load(x_ptr + b * sb + hh * sh + ww[:, None] * sw + c[None, :],
+        v = tl.load(x_ptr + b * sb + hh[:, None] * sh + ww[:, None] * sw + c[None, :],
                     mask=ok[:, None] & c_ok[None, :], other=0.0).to(ACC)
         tl.store(out + t * C, tl.sum(g * v, axis=0), mask=c_ok)
     tl.store(out + 9 * C, tl.sum(g, axis=0), mask=c_ok)
@@ -175,7 +176,7 @@ def dwconv_bwd(kernels, grad_out, x, weight, bias, epilogue: str):
     partials = x.new_empty((grid[0] * grid[1], 10, c), dtype=accumulator_dtype(x.dtype))
     dtaps_kernel[grid](x, grad_pre, partials, *map_strides(x), h, w, c, **tiles)
     sums = partials.sum(0).to(weight.dtype)  # (10, C)
-    return dx, sums[:9].t().reshape(c, 1, 3, 3).contiguous(), sums[9].contiguous()
+    return dx, sums[:9].t().reshape(c, 1, 3, 3).contiguous(), sums[9].clone()
 
 
 _BWD_KERNELS = (dwconv_fwd_kernel, dwconv_grad_pre_kernel, dwconv_dtaps_kernel)

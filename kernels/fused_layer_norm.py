@@ -107,7 +107,7 @@ def layer_norm_bwd(kernel, grad_y, x, weight, mean, rstd):
     kernel[(programs,)](grad_y.contiguous(), x, weight, mean, rstd, dx, partials,
                         *map_strides(x), b * h * w, h, w, c, **tiles)
     sums = partials.sum(0).to(weight.dtype)
-    return dx, sums[0], sums[1]
+    return dx, sums[0].clone(), sums[1].clone()
 
 
 @triton_op("asid_fast::triton_fused_layer_norm_fwd", mutates_args=())

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from asid_fast.pretrained import WEIGHTS_DIR
+from asid_fast.shipped_weights import WEIGHTS_DIR
 from asid_fast.tools.atomic import atomic_path, write_text
 from asid_fast.tools.evaluate import evaluate
 

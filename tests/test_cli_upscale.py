@@ -5,7 +5,7 @@ import torch
 
 from asid_fast.cli import main
 from asid_fast.reference import ASID
-from asid_fast import pretrained
+from asid_fast import shipped_weights
 from asid_fast.tools import runtime
 from asid_fast.tools.imageio import Picture, read_image, write_image
 from asid_fast.tools.upscale import upscale
@@ -121,6 +121,6 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
 
 
 def test_no_weights_and_none_shipped(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "no_weights_here")
+    monkeypatch.setattr(shipped_weights, "WEIGHTS_DIR", tmp_path / "no_weights_here")
     code, err = run(capsys, image(tmp_path, "in.png", 12, 12), "-o", tmp_path / "o", "--scale", 4)
     assert code == 1 and "no shipped weights for asid x4" in err and "--weights" in err

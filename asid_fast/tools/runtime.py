@@ -97,7 +97,7 @@ def check_backend(backend: str, device: torch.device) -> None:
 
 def default_weights(scale: int, variant: str = "asid") -> Path:
     """Path of the weights shipped for (scale, variant), announced on stderr; UserError if none."""
-    from ..pretrained import weights_path
+    from ..shipped_weights import weights_path
 
     try:
         path = weights_path(scale, variant)

@@ -1,0 +1,49 @@
+// CPU kernel of the fused per-pixel linear map (LinearArgs in common/fused_args.h): one image row
+// at a time, the gemm reads each input in place through its strides (the concatenation is a
+// split of the reduction), and bias and residual are added while the row is stored. Included
+// only by cpu/fused_kernels_impl.h inside the per-ISA namespace.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "../common/fused_args.h"
+
+namespace asid {
+namespace cpu {
+namespace ASID_CPU_ISA {
+
+// Image rows [begin, end) of B*H.
+template <typename T>
+void linear(const LinearArgs<T>& a, int64_t begin, int64_t end) {
+  constexpr int L = lanes<T>();
+  const RowGrid& g = a.grid;
+  const int64_t N = g.channels, W = g.width;
+  std::vector<T> acc(W * a.ld_n);
+  for (int64_t bh = begin; bh < end; ++bh) {
+    const int64_t b = bh / g.height, h = bh % g.height;
+    const T* w_t = a.w_t + b * a.w_image_stride;
+    for (int i = 0; i < a.inputs; ++i) {
+      const MapView<const T>& x = a.x[i];
+      gemm(W, a.ld_n, a.k[i], x.data + b * x.sb + h * x.sh, x.sw, w_t, a.ld_n, acc.data(),
+           a.ld_n, /*accumulate=*/i > 0);
+      w_t += a.k[i] * a.ld_n;
+    }
+    const MapView<const T>& r = a.residual;
+    T* out = a.out + bh * W * N;
+    for (int64_t w = 0; w < W; ++w) {
+      const T* res = r.data ? r.data + b * r.sb + h * r.sh + w * r.sw : nullptr;
+      for (int64_t n = 0; n < N; n += L) {
+        const int64_t k = std::min<int64_t>(L, N - n);
+        vec_t<T> v = vload(acc.data() + w * a.ld_n + n);
+        if (a.bias) v += vload(a.bias + n);
+        if (res) v += load_n(res + n, k);
+        store_n(out + w * N + n, v, k);
+      }
+    }
+  }
+}
+
+}  // namespace ASID_CPU_ISA
+}  // namespace cpu
+}  // namespace asid

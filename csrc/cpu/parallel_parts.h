@@ -1,0 +1,40 @@
+// Splitting a range of groups into one contiguous part per worker thread.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "kernel_table.h"
+
+namespace asid {
+namespace cpu {
+
+// Number of parts for `total` groups: one per thread, at most one per group.
+inline int64_t num_parts(int64_t total) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), total));
+}
+
+// Runs fn(part, begin, end) in parallel over the num_parts(total) equal parts of [0, total). The
+// split depends only on the thread count, so per-part partial sums reduce deterministically.
+template <typename F>
+void for_each_part(int64_t total, const F& fn) {
+  const int64_t parts = num_parts(total);
+  at::parallel_for(0, parts, 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p) fn(p, total * p / parts, total * (p + 1) / parts);
+  });
+}
+
+// Runs kernel(args, queue) on every worker thread over one WorkQueue of `total` groups (see
+// kernel_table.h; per-part partial sums: WorkQueue::parts_for(total) of them).
+template <typename Args>
+void run_kernel(void (*kernel)(const Args&, WorkQueue&), const Args& args, int64_t total) {
+  WorkQueue queue(total);
+  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), queue.parts()), 1,
+                   [&](int64_t first, int64_t last) {
+                     for (int64_t w = first; w < last; ++w) kernel(args, queue);
+                   });
+}
+
+}  // namespace cpu
+}  // namespace asid
