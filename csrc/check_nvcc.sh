@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compiles every CUDA source under csrc/ with nvcc for sm_90 and sm_80 (object files discarded):
-# the CI check that the torch-free kernels build without a GPU or a CUDA build of torch.
+# the CI check that the torch-free kernels build without a GPU or a CUDA build of torch. The
+# half-precision defines are the ones torch.utils.cpp_extension passes to nvcc.
 # Usage: csrc/check_nvcc.sh   (NVCC=/path/to/nvcc to override; default: $CUDA_HOME/bin/nvcc,
 # /usr/local/cuda/bin/nvcc, or nvcc on PATH)
 set -euo pipefail
@@ -26,7 +27,9 @@ if [[ ${#sources[@]} -eq 0 ]]; then
 fi
 status=0
 for src in "${sources[@]}"; do
-  if "$nvcc" -c -std=c++17 -O3 -I"$here" \
+  if "$nvcc" -c -std=c++17 -O3 -I"$here" --expt-relaxed-constexpr \
+      -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ \
+      -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ \
       -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
       "$src" -o "$out/$(basename "$src").o"; then
     echo "ok      ${src#"$here"/}"

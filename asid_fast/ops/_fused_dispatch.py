@@ -24,19 +24,30 @@ from .dispatch import BACKENDS
 _AUTO = {"cpu": ("cpu", "reference"), "cuda": ("triton", "cuda", "reference")}
 _register_hooks: dict[str, Callable[[str], None]] = {}
 _registered_ops: set[str] = set()
+_python_autograd: set[str] = set()
+
+
+def has_cpp_autograd(name: str) -> bool:
+    """Whether ``asid_fast::<name>`` has an autograd kernel from C++ (cpu/fused_autograd.cpp).
+    Only the extension's ops can (the Triton ops, "triton_" prefix, are torch.library custom ops,
+    which always carry torch's own Autograd kernel that wants a Python formula)."""
+    return not name.startswith("triton_") and torch._C._dispatch_has_kernel_for_dispatch_key(
+        f"asid_fast::{name}", "Autograd")
 
 
 def register_op(name: str, fake, backward=None, setup_context=None) -> bool:
-    """Register the fake kernel (and the autograd formula) of ``asid_fast::<name>`` once;
-    returns False when it was already done. Call it from the op's own module: torch checks that
-    the fake kernel comes from the module the C++ schema names (``set_python_module``)."""
+    """Register the fake kernel and, unless the op has one from C++, the autograd formula of
+    ``asid_fast::<name>`` once; returns False when it was already done. Call it from the op's own
+    module: torch checks that the fake kernel comes from the module the C++ schema names
+    (``set_python_module``)."""
     if name in _registered_ops:
         return False
     _registered_ops.add(name)
     op = getattr(torch.ops.asid_fast, name).default
     torch.library.register_fake(op, fake, _stacklevel=2)
-    if backward is not None:
+    if backward is not None and not has_cpp_autograd(name):
         torch.library.register_autograd(op, backward, setup_context=setup_context)
+        _python_autograd.add(name)
     return True
 
 
@@ -74,19 +85,35 @@ def _usable(name: str, device: torch.device, family: str) -> bool:
     return device.type == name and compiled_op_available(family + "_fwd", device)
 
 
+def _cached(fn):
+    """Memoise a resolution by its arguments (what is built and importable does not change while
+    the process runs; this takes the per-call Python cost off the eager path)."""
+    cache = {}
+
+    def wrapper(*args):
+        if args not in cache:
+            cache[args] = fn(*args)
+        return cache[args]
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
 @torch.compiler.assume_constant_result
+@_cached
 def cpu_op_usable(backend: str, device_type: str, family: str) -> bool:
     """Whether a CPU-only compiled op ``asid_fast::<family>_fwd`` (the streamed conv chain, the
-    fused linear map) serves ``backend`` on ``device_type``; registers it when it does."""
+    fused linear map) serves ``backend`` on ``device_type``; registers it when it does. An op
+    without an autograd kernel (an extension built before its C++ autograd) does not serve."""
     if backend not in ("auto", "cpu") or device_type != "cpu":
         return False
     if not compiled_op_available(family + "_fwd", torch.device("cpu")):
         return False
     _register_hooks[family]("")
-    return True
+    return has_cpp_autograd(family + "_fwd") or family + "_fwd" in _python_autograd
 
 
 @torch.compiler.assume_constant_result
+@_cached
 def resolve(backend: str, device_type: str, family: str) -> str:
     """"reference", "compiled" or "triton" for ``family`` on ``device_type``; a named backend that
     cannot run there raises RuntimeError."""

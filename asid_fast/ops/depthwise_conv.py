@@ -16,6 +16,9 @@ Compiled/Triton ops (``prefix`` is "" for the C++/CUDA extension, "triton_" for 
   the epilogue's derivative (nothing but x is saved); dbias is the gradient a bias would get
   (returned also when bias is None, and then dropped by autograd).
 
+The forward op's autograd calls the backward op: registered in C++ for the extension's ops
+(cpu/fused_autograd.cpp), here for the Triton ones.
+
 Accumulation and GELU run in float32 for bf16/fp16 inputs (upcast), in the input dtype otherwise.
 FLOP formula: 2 * 9 * B*H*W*C for the forward; the backward costs twice that (dx and dweight).
 """

@@ -10,6 +10,9 @@ Compiled/Triton ops (schemas; ``prefix`` is "" for the C++/CUDA extension, "trit
 * ``asid_fast::<prefix>fused_layer_norm_bwd(Tensor grad_y, Tensor x, Tensor weight, Tensor mean,
   Tensor rstd) -> (Tensor dx, Tensor dweight, Tensor dbias)`` — dweight/dbias in weight's dtype.
 
+The forward op's autograd calls the backward op: registered in C++ for the extension's ops
+(cpu/fused_autograd.cpp: no Python on the training path), here for the Triton ones.
+
 Statistics and the affine step are computed in float32 for bf16/fp16 inputs (upcast), in the
 input dtype otherwise. No FLOP formula: like torch's flop counter, normalisation is not counted.
 """

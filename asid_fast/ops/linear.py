@@ -10,7 +10,7 @@ scale into its last conv that way). bias (N,) and residual (B, H, W, N) are opti
 On CPU tensors with the extension built it is the operator ``asid_fast::fused_linear_fwd(Tensor[]
 xs, Tensor weight, Tensor? bias, Tensor? residual) -> Tensor``: one pass per image row, the
 bias and residual added as the row is stored (no concatenated input, no separate residual pass).
-Its backward is plain matmuls (autograd registered below). Elsewhere, and for
+Its backward is plain matmuls, registered in C++ (cpu/fused_autograd.cpp). Elsewhere, and for
 ``backend="reference"``, the same map is computed with torch.cat, matmul and add.
 """
 from __future__ import annotations
@@ -23,10 +23,6 @@ from .dispatch import BACKENDS
 
 FAMILY = "fused_linear"
 MAX_INPUTS = 4
-
-
-def _flat(t):
-    return t.reshape(-1, t.shape[-1])
 
 
 def composed_linear(xs, weight, bias=None, residual=None):
@@ -45,30 +41,9 @@ def _fake(xs, weight, bias, residual):
     return xs[0].new_empty((*xs[0].shape[:3], weight.shape[-2]))
 
 
-def _setup(ctx, inputs, output):
-    xs, weight, bias, residual = inputs
-    ctx.save_for_backward(weight, *xs)
-    ctx.has_bias, ctx.has_residual = bias is not None, residual is not None
-
-
-def _backward(ctx, grad):
-    weight, *xs = ctx.saved_tensors
-    splits = [x.shape[-1] for x in xs]
-    if weight.dim() == 2:
-        g = _flat(grad)
-        dxs = [(g @ w).view(*grad.shape[:3], -1) for w in weight.split(splits, dim=1)]
-        dweight = torch.cat([g.t() @ _flat(x) for x in xs], dim=1)
-    else:
-        g = grad.flatten(1, 2)  # (B, HW, N)
-        dxs = [(g @ w).view(*grad.shape[:3], -1) for w in weight.split(splits, dim=2)]
-        dweight = torch.cat([g.transpose(1, 2) @ x.flatten(1, 2) for x in xs], dim=2)
-    dbias = grad.sum((0, 1, 2)) if ctx.has_bias else None
-    return dxs, dweight, dbias, (grad if ctx.has_residual else None)
-
-
 def register_ops(prefix: str = "") -> None:
-    """Attach the fake kernel and autograd to ``asid_fast::fused_linear_fwd``."""
-    _fused_dispatch.register_op(FAMILY + "_fwd", _fake, _backward, _setup)
+    """Attach the fake kernel to ``asid_fast::fused_linear_fwd`` (its autograd is in C++)."""
+    _fused_dispatch.register_op(FAMILY + "_fwd", _fake)
 
 
 def linear(xs, weight, bias=None, residual=None, *, backend="auto"):

@@ -68,13 +68,14 @@ struct DwconvFwdArgs {
   T* out = nullptr;
 };
 
-// Backward in two passes: grad_pre = d(epilogue)/d(pre) * grad_out (recomputing pre), then
-// dx = conv(grad_pre, flipped taps) and dtaps, dbias (ADDED into per-worker buffers).
+// Backward: grad_pre = d(epilogue)/d(pre) * grad_out (recomputing pre), then
+// dx = conv(grad_pre, flipped taps) and dtaps, dbias (ADDED into per-worker buffers). The CPU
+// kernel makes grad_pre row by row (grad_pre unused); the CUDA kernels write it to a map first.
 template <typename T, typename S = T>
 struct DwconvBwdArgs {
   DwconvFwdArgs<T> fwd;       // x, taps, bias, epilogue of the forward (out unused)
   const T* grad_out = nullptr;  // contiguous (B, H, W, C or C/2)
-  T* grad_pre = nullptr;        // contiguous (B, H, W, C); equals grad_out for kNone
+  T* grad_pre = nullptr;        // CUDA: contiguous (B, H, W, C); equals grad_out for kNone
   const T* flipped_taps = nullptr;  // taps[8 - t], (9, ld)
   T* dx = nullptr;
   S* dtaps = nullptr;  // (9, ld)

@@ -26,7 +26,7 @@ struct ChainScratch {
       : ld_k((c.grid.channels + 7) / 8 * 8),
         ld_mid((n_mid + 7) / 8 * 8),
         ring(3 * c.grid.width * c.ld_in),
-        a(c.grid.width * ld_k),
+        a(c.norm_weight ? c.grid.width * ld_k : 0),
         pre(c.grid.width * c.ld_in),
         mid(c.grid.width * ld_mid),
         o(c.w_out ? c.grid.width * c.ld_out : 0),
@@ -42,20 +42,18 @@ const T* chain_project_row(const ConvChainArgs<T>& c, ChainScratch<T>& s, int64_
   T* p = s.ring.data() + slot * W * c.ld_in;
   if (s.tag[slot] == bh) return p;
   s.tag[slot] = bh;
-  for (int64_t w = 0; w < W; ++w) {  // the gemm's A: LayerNorm(x) or x, rows of ld_k
-    const T* xr = g.row(c.x, bh * W + w);
-    T* ar = s.a.data() + w * s.ld_k;
-    T mean, rstd;
-    if (c.norm_weight) {
-      normalize_row(xr, K, c.norm_weight, c.norm_bias, T(c.eps), ar, &mean, &rstd);
-    } else {
-      for (int64_t k = 0; k < K; k += L) {
-        const int64_t n = std::min<int64_t>(L, K - k);
-        store_n(ar + k, load_n(xr + k, n), n);
-      }
+  const T* a = g.row(c.x, bh * W);  // the gemm's A: x read in place, or LayerNorm(x)
+  int64_t lda = c.x.sw;
+  if (c.norm_weight) {
+    for (int64_t w = 0; w < W; ++w) {
+      T mean, rstd;
+      normalize_row(a + w * c.x.sw, K, c.norm_weight, c.norm_bias, T(c.eps),
+                    s.a.data() + w * s.ld_k, &mean, &rstd);
     }
+    a = s.a.data();
+    lda = s.ld_k;
   }
-  gemm(W, c.ld_in, K, s.a.data(), s.ld_k, c.w_in, c.ld_in, p, c.ld_in);
+  gemm(W, c.ld_in, K, a, lda, c.w_in, c.ld_in, p, c.ld_in);
   if (c.b_in || c.gelu_in) {
     for (int64_t w = 0; w < W; ++w)
       for (int64_t n = 0; n < c.ld_in; n += L) {
@@ -73,7 +71,6 @@ const T* chain_project_row(const ConvChainArgs<T>& c, ChainScratch<T>& s, int64_
 template <typename T>
 std::pair<const T*, int64_t> chain_mid_row(const ConvChainArgs<T>& c, ChainScratch<T>& s,
                                            int64_t bh, int64_t n_mid, T* dst, int64_t ldd) {
-  constexpr int L = lanes<T>();
   const int64_t W = c.grid.width, H = c.grid.height, h = bh % H, ld = c.ld_in;
   if (!c.taps) return {chain_project_row(c, s, bh), ld};
   const T* rows[3];
@@ -81,24 +78,20 @@ std::pair<const T*, int64_t> chain_mid_row(const ConvChainArgs<T>& c, ChainScrat
     const int64_t y = h + dy - 1;
     rows[dy] = (y >= 0 && y < H) ? chain_project_row(c, s, bh + dy - 1) : s.zeros.data();
   }
-  dw_row(rows, ld, W, c.n_in, c.taps, ld, c.b_dw, s.pre.data(), ld);
   if (c.epilogue == Epilogue::kGate) {
+    dw_row(rows, ld, W, c.n_in, c.taps, ld, c.b_dw, s.pre.data(), ld);
     gate_row(s.pre.data(), W, c.n_in, ld, dst, ldd);
     return {dst, ldd};
   }
-  for (int64_t w = 0; w < W; ++w)
-    for (int64_t k = 0; k < n_mid; k += L) {
-      const vec_t<T> v = vload(s.pre.data() + w * ld + k);
-      store_n(dst + w * ldd + k, c.epilogue == Epilogue::kGelu ? gelu(v) : v,
-              std::min<int64_t>(L, n_mid - k));
-    }
+  dw_row(rows, ld, W, c.n_in, c.taps, ld, c.b_dw, dst, ldd);  // n_mid = n_in: straight to dst
+  if (c.epilogue == Epilogue::kGelu)  // in place, so flat: never twice on one lane
+    map_flat(W * ldd, dst, [&](int64_t i, int64_t k) { return gelu(load_n(dst + i, k)); });
   return {dst, ldd};
 }
 
 // Image rows [begin, end) of B*H (one worker's contiguous share).
 template <typename T>
 void conv_chain(const ConvChainArgs<T>& c, int64_t begin, int64_t end) {
-  constexpr int L = lanes<T>();
   const RowGrid& g = c.grid;
   const int64_t K = g.channels, W = g.width;
   const int64_t n_mid = c.epilogue == Epilogue::kGate ? c.n_in / 2 : c.n_in;
@@ -109,8 +102,9 @@ void conv_chain(const ConvChainArgs<T>& c, int64_t begin, int64_t end) {
       const auto [m, ldm] = chain_mid_row(c, s, bh, n_mid, out, n_mid);
       if (m == out) continue;
       for (int64_t w = 0; w < W; ++w)
-        for (int64_t k = 0; k < n_mid; k += L)
-          store_n(out + w * n_mid + k, vload(m + w * ldm + k), std::min<int64_t>(L, n_mid - k));
+        for_channel_vectors<T>(n_mid, [&](int64_t k, auto full) {
+          store_c<decltype(full)::value>(out + w * n_mid + k, vload(m + w * ldm + k), n_mid);
+        });
       continue;
     }
     const auto [m, ldm] = chain_mid_row(c, s, bh, n_mid, s.mid.data(), s.ld_mid);
@@ -118,10 +112,10 @@ void conv_chain(const ConvChainArgs<T>& c, int64_t begin, int64_t end) {
     T* out = c.out + bh * W * K;
     for (int64_t w = 0; w < W; ++w) {
       const T* xr = g.row(c.x, bh * W + w);
-      for (int64_t k = 0; k < K; k += L) {
-        const int64_t n = std::min<int64_t>(L, K - k);
-        store_n(out + w * K + k, load_n(xr + k, n) + vload(s.o.data() + w * c.ld_out + k), n);
-      }
+      for_channel_vectors<T>(K, [&](int64_t k, auto full) {
+        constexpr bool F = decltype(full)::value;
+        store_c<F>(out + w * K + k, load_c<F>(xr + k, K) + vload(s.o.data() + w * c.ld_out + k), K);
+      });
     }
   }
 }

@@ -13,7 +13,6 @@ struct FusedKernelTable {
   void (*layer_norm_forward)(const LayerNormFwdArgs<T>&, int64_t begin, int64_t end);
   void (*layer_norm_backward)(const LayerNormBwdArgs<T>&, int64_t begin, int64_t end);
   void (*dwconv_forward)(const DwconvFwdArgs<T>&, int64_t begin, int64_t end);
-  void (*dwconv_grad_pre)(const DwconvBwdArgs<T>&, int64_t begin, int64_t end);
   void (*dwconv_backward)(const DwconvBwdArgs<T>&, int64_t begin, int64_t end);
   void (*conv_chain)(const ConvChainArgs<T>&, int64_t begin, int64_t end);
   void (*linear)(const LinearArgs<T>&, int64_t begin, int64_t end);

@@ -21,7 +21,7 @@ template <typename T>
 const FusedKernelTable<T>* fused_kernel_table() {
   static const FusedKernelTable<T> table = {
       &layer_norm_forward<T>, &layer_norm_backward<T>, &dwconv_forward<T>,
-      &dwconv_grad_pre<T>,    &dwconv_backward<T>,    &conv_chain<T>, &linear<T>,
+      &dwconv_backward<T>,    &conv_chain<T>,         &linear<T>,
   };
   return &table;
 }

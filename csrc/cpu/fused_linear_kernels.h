@@ -16,7 +16,6 @@ namespace ASID_CPU_ISA {
 // Image rows [begin, end) of B*H.
 template <typename T>
 void linear(const LinearArgs<T>& a, int64_t begin, int64_t end) {
-  constexpr int L = lanes<T>();
   const RowGrid& g = a.grid;
   const int64_t N = g.channels, W = g.width;
   std::vector<T> acc(W * a.ld_n);
@@ -33,13 +32,13 @@ void linear(const LinearArgs<T>& a, int64_t begin, int64_t end) {
     T* out = a.out + bh * W * N;
     for (int64_t w = 0; w < W; ++w) {
       const T* res = r.data ? r.data + b * r.sb + h * r.sh + w * r.sw : nullptr;
-      for (int64_t n = 0; n < N; n += L) {
-        const int64_t k = std::min<int64_t>(L, N - n);
+      for_channel_vectors<T>(N, [&](int64_t n, auto full) {
+        constexpr bool F = decltype(full)::value;
         vec_t<T> v = vload(acc.data() + w * a.ld_n + n);
         if (a.bias) v += vload(a.bias + n);
-        if (res) v += load_n(res + n, k);
-        store_n(out + w * N + n, v, k);
-      }
+        if (res) v += load_c<F>(res + n, N);
+        store_c<F>(out + w * N + n, v, N);
+      });
     }
   }
 }

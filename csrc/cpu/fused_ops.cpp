@@ -11,7 +11,6 @@
 #include "fused_kernel_table.h"
 #include "fused_op_inputs.h"
 #include "kernel_table.h"
-#include "parallel_parts.h"
 
 namespace asid {
 namespace cpu {
@@ -82,10 +81,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor& 
                                                               const at::Tensor& mean,
                                                               const at::Tensor& rstd) {
   const RowGrid g = check_layer_norm_bwd(grad_y, x, weight, mean, rstd, x.scalar_type());
-  const int64_t ld = padded(g.channels), parts = num_parts(g.rows());
+  const int64_t ld = padded(g.channels), chunks = (g.rows() + kPixelChunk - 1) / kPixelChunk;
   const at::Tensor w = padded_vector(weight, ld);
   at::Tensor dx = at::empty(x.sizes(), x.options());
-  at::Tensor partials = at::zeros({2, parts, ld}, x.options());  // dweight, dbias per worker
+  at::Tensor partials = at::zeros({2, chunks, ld}, x.options());  // dweight, dbias per chunk
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_layer_norm_bwd", [&] {
     LayerNormBwdArgs<scalar_t> a;
     a.grid = g;
@@ -98,10 +97,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor& 
     a.dx = dx.data_ptr<scalar_t>();
     scalar_t* p = partials.data_ptr<scalar_t>();
     const auto kernel = fused_kernels<scalar_t>().layer_norm_backward;
-    for_each_part(g.rows(), [&](int64_t part, int64_t s, int64_t e) {
-      LayerNormBwdArgs<scalar_t> pa = a;
-      pa.dweight = p + part * ld;
-      pa.dbias = p + (parts + part) * ld;
+    for_each_chunk(g.rows(), kPixelChunk, [&](int64_t s, int64_t e) {  // partials summed in
+      LayerNormBwdArgs<scalar_t> pa = a;                                 // chunk order
+      pa.dweight = p + (s / kPixelChunk) * ld;
+      pa.dbias = p + (chunks + s / kPixelChunk) * ld;
       kernel(pa, s, e);
     });
   });
@@ -146,28 +145,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dwconv_bwd(
   const Epilogue e = parse_epilogue(epilogue, x.size(3));
   const RowGrid g = check_dwconv(x, weight, bias, e, grad_out);
   const int64_t ld = padded(g.channels), image_rows = g.batch * g.height;
-  const int64_t parts = num_parts(image_rows);
+  // Fixed chunks of image rows taken by the threads as they come, one partial (dtaps, dbias)
+  // per chunk: balanced on a busy machine and summed in a fixed order (deterministic).
+  const int64_t chunk = (image_rows + kChunksPerThread * at::get_num_threads() - 1) /
+                        (kChunksPerThread * at::get_num_threads());
+  const int64_t chunks = (image_rows + chunk - 1) / chunk;
   const at::Tensor taps = dwconv_taps(weight, false, ld), flipped = dwconv_taps(weight, true, ld);
   const at::Tensor b = padded_vector(bias, ld);
-  const at::Tensor grad_pre = e == Epilogue::kNone ? grad_out : at::empty(x.sizes(), x.options());
   at::Tensor dx = at::empty(x.sizes(), x.options());
-  at::Tensor partials = at::zeros({parts, 10, ld}, x.options());  // 9 taps + bias per worker
+  at::Tensor partials = at::zeros({chunks, 10, ld}, x.options());  // 9 taps + bias per chunk
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_dwconv3x3_bwd", [&] {
     DwconvBwdArgs<scalar_t> a;
     a.fwd = dwconv_args<scalar_t>(g, ld, x, taps, b, e);
     a.grad_out = grad_out.data_ptr<scalar_t>();
-    a.grad_pre = static_cast<scalar_t*>(grad_pre.data_ptr());
     a.flipped_taps = flipped.data_ptr<scalar_t>();
     a.dx = dx.data_ptr<scalar_t>();
-    const auto& k = fused_kernels<scalar_t>();
-    if (e != Epilogue::kNone)
-      for_each_chunk(image_rows, kRowChunk, [&](int64_t s, int64_t t) { k.dwconv_grad_pre(a, s, t); });
+    const auto kernel = fused_kernels<scalar_t>().dwconv_backward;
     scalar_t* p = partials.data_ptr<scalar_t>();
-    for_each_part(image_rows, [&](int64_t part, int64_t s, int64_t t) {
+    for_each_chunk(image_rows, chunk, [&](int64_t s, int64_t t) {
       DwconvBwdArgs<scalar_t> pa = a;
-      pa.dtaps = p + part * 10 * ld;
+      pa.dtaps = p + (s / chunk) * 10 * ld;
       pa.dbias = pa.dtaps + 9 * ld;
-      k.dwconv_backward(pa, s, t);
+      kernel(pa, s, t);
     });
   });
   const at::Tensor sums = partials.sum(0).narrow(1, 0, g.channels);  // (10, C)

@@ -1,4 +1,5 @@
-// Splitting a range of groups into one contiguous part per worker thread.
+// Running CPU kernels on the intra-op threads: a static split into one part per thread
+// (for_each_part) or the dynamic WorkQueue of kernel_table.h (run_kernel).
 #pragma once
 
 #include <ATen/Parallel.h>

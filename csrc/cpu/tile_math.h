@@ -78,38 +78,25 @@ inline void gemm_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t l
     for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * L, c[r][v]);
 }
 
-// One column chunk of NV vectors: row blocks of RB rows, RB chosen to keep ~12 accumulators in
-// registers (NV = 2: 6 x 2, 3: 4 x 3, 4: 3 x 4, 5-6: 2 x NV).
 template <bool TA, int NV, typename T>
 inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                          T* C, int64_t ldc, bool accumulate) {
-  constexpr int RB = NV >= 5 ? 2 : (NV == 1 ? 6 : 12 / NV);
   const int64_t row_step = TA ? 1 : lda;  // distance between consecutive rows of op(A)
   int64_t r = 0;
-  for (; r + RB <= M; r += RB)
-    gemm_block<TA, RB, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
+  for (; r + 4 <= M; r += 4)
+    gemm_block<TA, 4, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
   for (; r < M; ++r)
     gemm_block<TA, 1, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
 }
 
-// Column chunks of at most 6 vectors (wider C in chunks of 4).
 template <bool TA, typename T>
 inline void gemm_op(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc, bool accumulate) {
   constexpr int L = Simd<T>::lanes;
-  int64_t j = 0, nv = N / L;
-  for (; nv > 6; j += 4 * L, nv -= 4)
-    gemm_columns<TA, 4>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
-  switch (nv) {
-#define ASID_GEMM_CHUNK(V) \
-  case V:                  \
-    return gemm_columns<TA, V>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
-    ASID_GEMM_CHUNK(1) ASID_GEMM_CHUNK(2) ASID_GEMM_CHUNK(3)
-    ASID_GEMM_CHUNK(4) ASID_GEMM_CHUNK(5) ASID_GEMM_CHUNK(6)
-#undef ASID_GEMM_CHUNK
-    default:
-      return;
-  }
+  int64_t j = 0;
+  for (; j + 2 * L <= N; j += 2 * L)
+    gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  for (; j < N; j += L) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
 }
 
 // C (+)= A B, A: M x K.
@@ -204,6 +191,15 @@ inline T dot(const T* a, const T* b, int64_t n) {
   return s;
 }
 
+// dst[j] = src[j], j < n (vector moves: a libc memcpy call costs more for rows this short).
+template <typename T>
+inline void copy_row(const T* src, int64_t n, T* dst) {
+  constexpr int L = Simd<T>::lanes;
+  int64_t j = 0;
+  for (; j + L <= n; j += L) vstore(dst + j, vload(src + j));
+  for (; j < n; ++j) dst[j] = src[j];
+}
+
 // Numerically stable softmax of each of the `rows` rows (length n, stride ld), in place; also
 // copied to `copy` (stride ldc) when non-null.
 template <typename T>
@@ -216,7 +212,7 @@ inline void softmax_rows(T* x, int64_t rows, int64_t n, int64_t ld, T* copy = nu
     int64_t j = 0;
     for (; j + L <= n; j += L) vstore(row + j, vload(row + j) * inv);
     for (; j < n; ++j) row[j] *= inv;
-    if (copy) __builtin_memcpy(copy + r * ldc, row, n * sizeof(T));
+    if (copy) copy_row(row, n, copy + r * ldc);
   }
 }
 
@@ -243,12 +239,12 @@ inline void copy_matrix(const T* src, int64_t lds, int64_t rows, int64_t cols, T
   for (int64_t i = 0; i < rows; ++i) {
     const T* s = src + i * lds;
     T* d = dst + i * ldd;
-    int64_t j = 0;
     if (accumulate) {
+      int64_t j = 0;
       for (; j + L <= cols; j += L) vstore(d + j, vload(d + j) + vload(s + j));
       for (; j < cols; ++j) d[j] += s[j];
     } else {
-      __builtin_memcpy(d, s, cols * sizeof(T));
+      copy_row(s, cols, d);
     }
   }
 }
