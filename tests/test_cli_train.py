@@ -87,6 +87,21 @@ def test_crash_and_resume_continue_exactly(tmp_path, hr_dir, monkeypatch):
     assert last < 0.7 * first, (first, last)
 
 
+def test_resume_with_the_data_moved(tmp_path, hr_dir):
+    """A run folder taken to another machine resumes with --data naming the same images at their
+    new place, and continues exactly as if nothing had moved."""
+    import shutil
+
+    full, moved = tmp_path / "full", tmp_path / "moved"
+    train(full, data=[hr_dir], steps=6, save_every=3, progress=False, **TINY)
+    train(moved, data=[hr_dir], steps=3, save_every=3, progress=False, **TINY)
+    new_place = shutil.copytree(hr_dir, tmp_path / "elsewhere")
+    shutil.rmtree(moved / "cache")
+    train(resume=moved, data=[new_place], steps=6, progress=False)
+    assert losses(moved) == losses(full)
+    assert json.loads((moved / "config.json").read_text())["data"] == [str(new_place.resolve())]
+
+
 def test_kill_and_resume_from_the_command_line(tmp_path, hr_dir):
     run = tmp_path / "run"
     argv = [sys.executable, "-m", "asid_fast", "train", "--data", str(hr_dir), "--scale", "2",

@@ -30,8 +30,8 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 def _backend_usable(name):
     try:
-        _fused_dispatch.resolve(name, DEVICE.type, "fused_layer_norm")
-        _fused_dispatch.resolve(name, DEVICE.type, "fused_dwconv3x3")
+        _fused_dispatch.resolve(name, DEVICE.type, "fused_layer_norm", torch.float32)
+        _fused_dispatch.resolve(name, DEVICE.type, "fused_dwconv3x3", torch.float32)
     except RuntimeError as err:
         return False, str(err)
     return True, ""

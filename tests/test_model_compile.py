@@ -12,7 +12,7 @@ def _cpu_backend():
     """The compiled CPU backend (skipped when the extension is not built)."""
     try:
         for family in ("fused_layer_norm", "fused_dwconv3x3"):
-            _fused_dispatch.resolve("cpu", "cpu", family)
+            _fused_dispatch.resolve("cpu", "cpu", family, torch.float32)
         skip = "cpu" not in available_backends("cpu")
         why = "window ops: the extension is not built"
     except RuntimeError as err:

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .dispatch import BACKENDS
+from .dispatch import BACKENDS, CPU_DTYPES
 
 _AUTO = {"cpu": ("cpu", "reference"), "cuda": ("triton", "cuda", "reference")}
 _register_hooks: dict[str, Callable[[str], None]] = {}
@@ -100,11 +100,12 @@ def _cached(fn):
 
 @torch.compiler.assume_constant_result
 @_cached
-def cpu_op_usable(backend: str, device_type: str, family: str) -> bool:
+def cpu_op_usable(backend: str, device_type: str, family: str, dtype: torch.dtype) -> bool:
     """Whether a CPU-only compiled op ``asid_fast::<family>_fwd`` (the streamed conv chain, the
-    fused linear map) serves ``backend`` on ``device_type``; registers it when it does. An op
-    without an autograd kernel (an extension built before its C++ autograd) does not serve."""
-    if backend not in ("auto", "cpu") or device_type != "cpu":
+    fused linear map) serves ``backend`` on ``device_type`` for ``dtype``; registers it when it
+    does. An op without an autograd kernel (an extension built before its C++ autograd) does not
+    serve."""
+    if backend not in ("auto", "cpu") or device_type != "cpu" or dtype not in CPU_DTYPES:
         return False
     if not compiled_op_available(family + "_fwd", torch.device("cpu")):
         return False
@@ -114,14 +115,17 @@ def cpu_op_usable(backend: str, device_type: str, family: str) -> bool:
 
 @torch.compiler.assume_constant_result
 @_cached
-def resolve(backend: str, device_type: str, family: str) -> str:
-    """"reference", "compiled" or "triton" for ``family`` on ``device_type``; a named backend that
-    cannot run there raises RuntimeError."""
+def resolve(backend: str, device_type: str, family: str, dtype: torch.dtype) -> str:
+    """"reference", "compiled" or "triton" for ``family`` on ``device_type`` and ``dtype``; a
+    named backend that cannot run there raises RuntimeError. "auto" passes over the compiled CPU
+    kernels for dtypes they do not take (bf16/fp16 on CPU run the reference)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     device = torch.device(device_type)
     names = _AUTO.get(device.type, ("reference",)) if backend == "auto" else (backend,)
     for name in names:
+        if backend == "auto" and name == "cpu" and dtype not in CPU_DTYPES:
+            continue
         if not _usable(name, device, family):
             continue
         if name == "reference":

@@ -94,7 +94,8 @@ def conv_chain(x, w_in, w_dw, *, norm=None, b_in=None, gelu_in=False, b_dw=None,
     tensors = (x, w_in, w_dw, b_in, b_dw, w_out) + (tuple(norm[:2]) if norm is not None else ())
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                  for t in tensors)
-    if needs_grad or x.stride(-1) != 1 or not _fused_dispatch.cpu_op_usable(backend, x.device.type, FAMILY):
+    if needs_grad or x.stride(-1) != 1 or not _fused_dispatch.cpu_op_usable(
+            backend, x.device.type, FAMILY, x.dtype):
         return composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_out,
                                    backend)
     nw, nb, eps = norm if norm is not None else (None, None, 0.0)

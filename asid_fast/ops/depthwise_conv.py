@@ -118,7 +118,7 @@ def depthwise_conv3x3(x, weight, bias=None, *, epilogue="none", backend="auto"):
     """Depthwise 3x3 conv (padding 1) of a (B, H, W, C) map followed by ``epilogue``
     ("none" | "gelu" | "gate") -> contiguous (B, H, W, C), or (B, H, W, C/2) for "gate"."""
     _check(x, weight, bias, epilogue)
-    impl = _fused_dispatch.resolve(backend, x.device.type, FAMILY)
+    impl = _fused_dispatch.resolve(backend, x.device.type, FAMILY, x.dtype)
     if impl == "reference":
         return reference_depthwise_conv3x3(x, weight, bias, epilogue)
     if x.stride(-1) != 1:

@@ -12,6 +12,8 @@ BACKENDS = ("auto", "reference", "cpu", "cuda", "triton")
 _MODULES = {"reference": "reference", "cpu": "ext", "cuda": "ext", "triton": "triton"}
 # preference order of "auto" per device type
 _AUTO = {"cpu": ("cpu", "reference"), "cuda": ("triton", "cuda", "reference")}
+# dtypes of the compiled CPU kernels; "auto" runs others (bf16/fp16 on CPU) on the reference
+CPU_DTYPES = (torch.float32, torch.float64)
 _warned: set[str] = set()
 _loaded: dict = {}
 
@@ -30,12 +32,14 @@ def _usable(name, device: torch.device) -> bool:
     return _module(name).available(device)
 
 
-def resolve(backend: str, device: torch.device):
-    """Return the backend module to run on ``device`` (validating ``backend``)."""
+def resolve(backend: str, device: torch.device, dtype: torch.dtype):
+    """Return the backend module to run on ``device`` for ``dtype`` (validating ``backend``)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
         for name in _AUTO.get(device.type, ("reference",)):
+            if name == "cpu" and dtype not in CPU_DTYPES:
+                continue
             if _usable(name, device):
                 return _module(name)
             if name != "reference" and name not in _warned:

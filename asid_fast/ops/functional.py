@@ -15,13 +15,13 @@ def window_attention(q, k, v, bias=None, *, mode="meso", window=8, scale=None, b
     order (batch, X, Y), softmax over the last axis.
     """
     scale = _checks.check_window_attention(q, k, v, bias, mode, window, scale)
-    return resolve(backend, q.device).window_attention(q, k, v, bias, mode, window, scale)
+    return resolve(backend, q.device, q.dtype).window_attention(q, k, v, bias, mode, window, scale)
 
 
 def shared_window_attention(attn, v, *, mode="meso", window=8, backend="auto"):
     """Apply a stored attention matrix: attn (B*H/w*W/w, w*w, w*w), v (B, H, W, d) -> (B, H, W, d)."""
     _checks.check_shared_window_attention(attn, v, mode, window)
-    return resolve(backend, v.device).shared_window_attention(attn, v, mode, window)
+    return resolve(backend, v.device, v.dtype).shared_window_attention(attn, v, mode, window)
 
 
 def channel_attention(q, k, v, temperature, *, mode="window", window=8, backend="auto"):
@@ -31,4 +31,4 @@ def channel_attention(q, k, v, temperature, *, mode="window", window=8, backend=
     A = softmax(q k^T * temperature) (C x C), out = A v: (B, H, W, C).
     """
     _checks.check_channel_attention(q, k, v, temperature, mode, window)
-    return resolve(backend, q.device).channel_attention(q, k, v, temperature, mode, window)
+    return resolve(backend, q.device, q.dtype).channel_attention(q, k, v, temperature, mode, window)

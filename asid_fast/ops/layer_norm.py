@@ -85,7 +85,7 @@ def layer_norm(x, weight, bias, eps, *, backend="auto"):
     channel stride is 1; other layouts are made contiguous first.
     """
     _check(x, weight, bias)
-    impl = _fused_dispatch.resolve(backend, x.device.type, FAMILY)
+    impl = _fused_dispatch.resolve(backend, x.device.type, FAMILY, x.dtype)
     if impl == "reference":
         return reference_layer_norm(x, weight, bias, eps)
     if x.stride(-1) != 1:

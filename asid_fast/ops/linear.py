@@ -53,7 +53,8 @@ def linear(xs, weight, bias=None, residual=None, *, backend="auto"):
     xs = list(xs)
     if not 1 <= len(xs) <= MAX_INPUTS:
         raise ValueError(f"xs must hold 1 to {MAX_INPUTS} maps, got {len(xs)}")
-    fused = (_fused_dispatch.cpu_op_usable(backend, xs[0].device.type, FAMILY)
+    fused = (_fused_dispatch.cpu_op_usable(backend, xs[0].device.type, FAMILY,
+                                              xs[0].dtype)
              and all(x.stride(-1) == 1 for x in xs)
              and (residual is None or residual.stride(-1) == 1))
     if not fused:

@@ -27,8 +27,10 @@ DEFAULTS = {
     "save_every": 1000, "val": None, "val_every": 1000, "log_every": 100, "seed": 0,
     "init": None, "backend": "auto", "device": "auto", "cache": None,
 }
-# options that may change when resuming; the rest define the run
-RESUMABLE = {"epochs", "steps", "workers", "save_every", "val", "val_every", "log_every",
+# options that may change when resuming; the rest define the run ("data" may name the same
+# image folders at a new place, e.g. a run folder moved to another machine: the data stream is a
+# function of the seed, the sample index and the sorted image list)
+RESUMABLE = {"data", "epochs", "steps", "workers", "save_every", "val", "val_every", "log_every",
              "backend", "device"}
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT = "last.pt"
