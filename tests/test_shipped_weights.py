@@ -2,6 +2,7 @@
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +16,24 @@ from asid_fast.tools.evaluate import evaluate
 SHIPPED = sorted(shipped_weights.WEIGHTS_DIR.glob("*.safetensors"))
 
 
-def test_something_ships():
-    assert any(p.name == "asid_x2.safetensors" for p in SHIPPED)
+def test_every_scale_ships():
+    assert [p.name for p in SHIPPED] == ["asid_x2.safetensors", "asid_x3.safetensors",
+                                         "asid_x4.safetensors"]
+
+
+def test_the_main_command_runs_offline_on_the_example(tmp_path, capsys):
+    """README's main command, `asid-fast upscale IMAGE -o DIR` with no --scale or --weights: the
+    shipped x4 weights, announced on stderr, on a crop of the shipped example image."""
+    from asid_fast.cli import main
+    from asid_fast.tools.imageio import read_image, write_image
+
+    pic = read_image(Path(__file__).resolve().parents[1] / "examples" / "astronaut.png")
+    crop = tmp_path / "crop.png"
+    alpha = None if pic.alpha is None else pic.alpha[:24, :20]
+    write_image(crop, type(pic)(pic.pixels[:24, :20], alpha, "PNG"))
+    assert main(["upscale", str(crop), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert "asid_x4.safetensors" in capsys.readouterr().err
+    assert read_image(tmp_path / "out" / "crop.png").pixels.shape[:2] == (96, 80)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

@@ -121,7 +121,8 @@ def add_parser(subparsers):
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("-o", "--out", required=True,
                    help="output folder (or file name, for a single input)")
-    p.add_argument("--scale", type=int, required=True, choices=(2, 3, 4))
+    p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4),
+                   help="upscaling factor (default 4)")
     p.add_argument("--weights", help="checkpoint file or training run folder (default: shipped weights)")
     p.add_argument("--variant", default="asid", choices=("asid", "asid_d8"))
     p.add_argument("--tile", type=int, default=64,
