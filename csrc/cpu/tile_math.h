@@ -83,6 +83,9 @@ inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T*
                          T* C, int64_t ldc, bool accumulate) {
   const int64_t row_step = TA ? 1 : lda;  // distance between consecutive rows of op(A)
   int64_t r = 0;
+  if (NV == 1)  // one vector per row: 8 rows keep 8 FMAs in flight
+    for (; r + 8 <= M; r += 8)
+      gemm_block<TA, 8, 1>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
   for (; r + 4 <= M; r += 4)
     gemm_block<TA, 4, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
   for (; r < M; ++r)
