@@ -1,5 +1,5 @@
 // The fused CPU kernels as seen by the op wrappers: one table per instruction set, compiled twice
-// like the window kernels (fused_kernels_<isa>.cpp) and chosen with the same run-time switch
+// like the window kernels (kernels_<isa>.cpp) and chosen with the same run-time switch
 // (kernel_table.h: active_isa / set_isa).
 #pragma once
 

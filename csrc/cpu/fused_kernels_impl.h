@@ -1,5 +1,5 @@
 // The fused CPU kernel table of one instruction set; included once by each
-// fused_kernels_<isa>.cpp with ASID_CPU_ISA naming the namespace (see kernels_impl.h).
+// kernels_<isa>.cpp with ASID_CPU_ISA naming the namespace (see kernels_impl.h).
 #pragma once
 
 #ifndef ASID_CPU_ISA

@@ -15,12 +15,6 @@
 namespace asid {
 namespace cpu {
 
-template <typename T>
-const FusedKernelTable<T>& fused_kernels() {
-  return active_isa() == "avx2" ? *avx2::fused_kernel_table<T>()
-                                : *baseline::fused_kernel_table<T>();
-}
-
 namespace {
 
 constexpr int64_t kPixelChunk = 2048;  // pixel rows per LayerNorm task

@@ -1,8 +1,10 @@
-// Run-time choice of the CPU kernel table (AVX2+FMA when compiled in and supported by the CPU).
+// Run-time choice of the CPU kernel tables, window/channel and fused (AVX2+FMA when compiled in
+// and supported by the CPU).
 #include <ATen/ATen.h>
 
 #include <atomic>
 
+#include "fused_kernel_table.h"
 #include "kernel_table.h"
 
 namespace asid {
@@ -30,6 +32,13 @@ const KernelTable<T>& kernels() {
 }
 template const KernelTable<float>& kernels<float>();
 template const KernelTable<double>& kernels<double>();
+
+template <typename T>
+const FusedKernelTable<T>& fused_kernels() {
+  return use_avx2.load() ? *avx2::fused_kernel_table<T>() : *baseline::fused_kernel_table<T>();
+}
+template const FusedKernelTable<float>& fused_kernels<float>();
+template const FusedKernelTable<double>& fused_kernels<double>();
 
 std::string active_isa() { return use_avx2.load() ? "avx2" : "baseline"; }
 
