@@ -25,12 +25,12 @@ def test_the_main_command_runs_offline_on_the_example(tmp_path, capsys):
     """README's main command, `asid-fast upscale IMAGE -o DIR` with no --scale or --weights: the
     shipped x4 weights, announced on stderr, on a crop of the shipped example image."""
     from asid_fast.cli import main
-    from asid_fast.tools.imageio import read_image, write_image
+    from asid_fast.tools.imageio import Picture, read_image, write_image
 
     pic = read_image(Path(__file__).resolve().parents[1] / "examples" / "astronaut.png")
     crop = tmp_path / "crop.png"
     alpha = None if pic.alpha is None else pic.alpha[:24, :20]
-    write_image(crop, type(pic)(pic.pixels[:24, :20], alpha, "PNG"))
+    write_image(crop, Picture(pic.pixels[:24, :20], alpha, "PNG"))
     assert main(["upscale", str(crop), "-o", str(tmp_path / "out"), "--device", "cpu"]) == 0
     assert "asid_x4.safetensors" in capsys.readouterr().err
     assert read_image(tmp_path / "out" / "crop.png").pixels.shape[:2] == (96, 80)
