@@ -1,8 +1,8 @@
-// Vector helpers of the fused CPU kernels: partial loads/stores for channel tails, horizontal
-// sums, and the normal CDF/density behind the exact (erf) GELU and its derivative.
+// Vector helpers of the fused CPU kernels: channel-vector sweeps with masks for channel tails,
+// and the normal CDF/density behind the exact (erf) GELU and its derivative.
 //
 // Included only by cpu/fused_kernels_impl.h inside the per-ISA namespace (after tile_math.h, whose
-// vec_t / vload / vstore / vsplat / exp_nonpositive it uses).
+// vec_t / vload / load_n / store_n / hsum / exp_nonpositive it uses).
 #pragma once
 
 #include <cmath>
@@ -12,44 +12,6 @@
 namespace asid {
 namespace cpu {
 namespace ASID_CPU_ISA {
-
-template <typename T>
-constexpr int lanes() {
-  return Simd<T>::lanes;
-}
-
-// memcpy of the first n (< lanes <= 8) elements with a compile-time size per case (no library
-// call); cases of lanes or more are never reached and compiled out.
-template <typename T>
-inline void copy_prefix(void* dst, const void* src, int64_t n) {
-  switch (n) {
-#define ASID_COPY_CASE(k)                                                  \
-  case k:                                                                  \
-    if constexpr (k < lanes<T>()) __builtin_memcpy(dst, src, k * sizeof(T)); \
-    return;
-    ASID_COPY_CASE(1) ASID_COPY_CASE(2) ASID_COPY_CASE(3) ASID_COPY_CASE(4)
-    ASID_COPY_CASE(5) ASID_COPY_CASE(6) ASID_COPY_CASE(7)
-#undef ASID_COPY_CASE
-    default:
-      return;
-  }
-}
-
-// The first n (<= lanes) elements of p, zeros after them.
-template <typename T>
-inline vec_t<T> load_n(const T* p, int64_t n) {
-  if (n == lanes<T>()) return vload(p);
-  vec_t<T> v{};
-  copy_prefix<T>(&v, p, n);
-  return v;
-}
-
-// Stores the first n (<= lanes) elements of v.
-template <typename T>
-inline void store_n(T* p, vec_t<T> v, int64_t n) {
-  if (n == lanes<T>()) return vstore(p, v);
-  copy_prefix<T>(p, &v, n);
-}
 
 // A channel vector of a for_channel_vectors sweep over C channels: whole when FULL, else the
 // C (< lanes) channels of the single partial vector.
@@ -73,20 +35,6 @@ inline void for_channel_vectors(int64_t C, const F& f) {
   if (C < L) return f(int64_t(0), std::false_type{});
   for (int64_t c = 0; c + L <= C; c += L) f(c, std::true_type{});
   if (C % L) f(C - L, std::true_type{});
-}
-
-// Sum of the lanes by halving shuffles.
-inline float hsum_lanes(f32x8 v) {
-  typedef float f32x4 __attribute__((vector_size(16)));
-  const f32x4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
-  const f32x4 b = a + __builtin_shufflevector(a, a, 2, 3, 0, 1);
-  return b[0] + b[1];
-}
-inline double hsum_lanes(f64x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
-
-template <typename T>
-inline T hsum(vec_t<T> v) {
-  return hsum_lanes(v);
 }
 
 // Lane masks read from two tables of 2 * lanes: ones then zeros, zeros then ones.

@@ -9,6 +9,7 @@
 
 #include "../common/group_layout.h"
 #include "kernel_table.h"
+#include "tile_math.h"
 
 namespace asid {
 namespace cpu {
@@ -80,7 +81,8 @@ struct NonDeduced {
 
 // One map to gather: channel c < d of member m of group g0 + t goes to
 // rows.at(t)[m * rows.ld + c] and/or cols.at(t)[c * cols.ld + m], times scale (null tile sets
-// are skipped).
+// are skipped). Tile rows are padded to whole vectors (rows.ld and cols.ld multiples of 8), and
+// the padding receives zeros.
 template <typename T>
 struct GatherTarget {
   const MapView<const T>& map;
@@ -88,28 +90,99 @@ struct GatherTarget {
   TileSet<T> rows, cols;
 };
 
-// Gathers N maps in one pass over the pixels (q, k, v views of one projection are read as one
-// sequential stream).
+// r[c] = scale * x[c] for c < d, in whole vectors: r has room for the last one, whose lanes past
+// d get zeros (x is read only up to d).
+template <typename T>
+ASID_VEC_INLINE void load_channels(const T* x, vec_t<T> scale, int64_t d, T* r) {
+  constexpr int L = lanes<T>();
+  int64_t c = 0;
+  for (; c + L <= d; c += L) vstore(r + c, vload(x + c) * scale);
+  if (c < d) vstore(r + c, load_n(x + c, d - c) * scale);
+}
+
+// x[c] = scale * r[c] for c < d (x is written only up to d).
+template <typename T>
+ASID_VEC_INLINE void store_channels(const T* r, vec_t<T> scale, int64_t d, T* x) {
+  constexpr int L = lanes<T>();
+  int64_t c = 0;
+  for (; c + L <= d; c += L) vstore(x + c, vload(r + c) * scale);
+  if (c < d) store_n(x + c, vload(r + c) * scale, d - c);
+}
+
+// In-register transpose of a lanes x lanes block: afterwards r[j][i] is the former r[i][j].
+ASID_VEC_INLINE void transpose_block(f32x8 (&r)[8]) {
+  f32x8 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      u[i + 2 * h] = __builtin_shufflevector(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[i + 2 * h + 1] = __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    r[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+ASID_VEC_INLINE void transpose_block(f64x4 (&r)[4]) {
+  const f64x4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+  const f64x4 t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+  const f64x4 t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+  const f64x4 t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+  r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+  r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+  r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+  r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
+// Columns [m0, m0 + lanes) of a channel-major tile (col points at column m0, rows of stride ld):
+// channel c of member m0 + i read at px[i][c] for i < members, zeros for the others; lanes
+// members at a time, so each tile row gets whole vectors (one register transpose per lanes
+// channels instead of a scattered store per element).
+template <typename T>
+inline void gather_member_columns(const T* const* px, int members, vec_t<T> scale, int64_t d,
+                                  T* col, int64_t ld) {
+  constexpr int L = lanes<T>();
+  for (int64_t c = 0; c < d; c += L) {
+    const int64_t channels = d - c < L ? d - c : L;
+    vec_t<T> r[L];
+    for (int i = 0; i < L; ++i) r[i] = i < members ? load_n(px[i] + c, channels) * scale : vec_t<T>{};
+    transpose_block(r);
+    for (int j = 0; j < channels; ++j) vstore(col + (c + j) * ld, r[j]);
+  }
+}
+
+// Gathers N maps: the row targets in one pass over the pixels in address order (q, k, v views of
+// one projection are read as one sequential stream), then the column targets group by group,
+// lanes members at a time (their pixels are mostly in cache by then).
 template <typename T, int N>
 inline void gather(const GroupLayout& l, int64_t g0, int64_t count, int64_t d,
                    const GatherTarget<T> (&targets)[N]) {
+  constexpr int L = lanes<T>();
   BatchPixels<const T> pixels[N] = {};
   for (int i = 0; i < N; ++i) pixels[i] = BatchPixels<const T>(targets[i].map, l, g0, count);
   for_each_member(l, count, [&](int64_t t, int64_t m, int64_t mi, int64_t mj) {
     for (int i = 0; i < N; ++i) {
-      const GatherTarget<T>& g = targets[i];
-      const T* x = pixels[i].at(t, mi, mj);
-      if (g.rows.data) {
-        T* r = g.rows.at(t) + m * g.rows.ld;
-        for (int64_t c = 0; c < d; ++c) r[c] = g.scale * x[c];
-      }
-      if (g.cols.data) {
-        T* col = g.cols.at(t) + m;
-        const int64_t ld = g.cols.ld;
-        for (int64_t c = 0; c < d; ++c, col += ld) *col = g.scale * x[c];
-      }
+      const TileSet<T>& rows = targets[i].rows;
+      if (rows.data)
+        load_channels(pixels[i].at(t, mi, mj), vsplat(targets[i].scale), d, rows.at(t) + m * rows.ld);
     }
   });
+  const int64_t n = l.group_size();
+  for (int i = 0; i < N; ++i) {
+    const TileSet<T>& cols = targets[i].cols;
+    if (!cols.data) continue;
+    for (int64_t t = 0; t < count; ++t)
+      for (int64_t m0 = 0; m0 < n; m0 += L) {
+        const int members = n - m0 < L ? int(n - m0) : L;
+        const T* px[L];
+        for (int j = 0; j < members; ++j)
+          px[j] = pixels[i].at(t, (m0 + j) / l.members_w, (m0 + j) % l.members_w);
+        gather_member_columns(px, members, vsplat(targets[i].scale), d, cols.at(t) + m0, cols.ld);
+      }
+  }
 }
 
 // Inverse of a row gather: x[c] = scale * rows.at(t)[m * rows.ld + c], for N maps in one pass.
@@ -127,9 +200,8 @@ inline void scatter(const GroupLayout& l, int64_t g0, int64_t count, int64_t d,
   for (int i = 0; i < N; ++i) pixels[i] = BatchPixels<T>(sources[i].map, l, g0, count);
   for_each_member(l, count, [&](int64_t t, int64_t m, int64_t mi, int64_t mj) {
     for (int i = 0; i < N; ++i) {
-      T* x = pixels[i].at(t, mi, mj);
-      const T* r = sources[i].rows.at(t) + m * sources[i].rows.ld;
-      for (int64_t c = 0; c < d; ++c) x[c] = sources[i].scale * r[c];
+      const TileSet<T>& rows = sources[i].rows;
+      store_channels(rows.at(t) + m * rows.ld, vsplat(sources[i].scale), d, pixels[i].at(t, mi, mj));
     }
   });
 }

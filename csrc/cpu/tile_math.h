@@ -1,13 +1,19 @@
 // Vectorised building blocks of the CPU kernels: 32-byte SIMD vectors (GCC/Clang vector
-// extensions, lowered to whatever the translation unit's target provides), row-major tile
-// products, and the row operations of the softmax and its backward.
+// extensions, lowered to whatever the translation unit's target provides) with partial loads and
+// stores and horizontal sums, row-major tile products, and the row operations of the softmax and
+// its backward.
 //
-// Included only by cpu/kernels_impl.h, inside the per-ISA namespace asid::cpu::ASID_CPU_ISA, so the
+// Included only by cpu/kernels_impl.h and cpu/fused_kernels_impl.h, inside the per-ISA namespace asid::cpu::ASID_CPU_ISA, so the
 // baseline and AVX2 builds of these inline functions never meet at link time.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+
+// Small vector helpers are forced inline: an out-of-line call would pass its vectors through
+// memory and clobber every vector register of the caller's loop (GCC's inliner gives up on them
+// inside the larger kernels).
+#define ASID_VEC_INLINE inline __attribute__((always_inline))
 
 namespace asid {
 namespace cpu {
@@ -16,6 +22,8 @@ namespace ASID_CPU_ISA {
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef int32_t i32x8 __attribute__((vector_size(32)));
 typedef double f64x4 __attribute__((vector_size(32)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef double f64x2 __attribute__((vector_size(16)));
 
 template <typename T>
 struct Simd;
@@ -24,35 +32,95 @@ struct Simd<float> {
   using V = f32x8;
   static constexpr int lanes = 8;
   static V splat(float x) { return V{x, x, x, x, x, x, x, x}; }
+  static V widen(f32x4 h) { return __builtin_shufflevector(h, f32x4{}, 0, 1, 2, 3, 4, 5, 6, 7); }
+  static f32x4 low_half(V v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3); }
 };
 template <>
 struct Simd<double> {
   using V = f64x4;
   static constexpr int lanes = 4;
   static V splat(double x) { return V{x, x, x, x}; }
+  static V widen(f64x2 h) { return __builtin_shufflevector(h, f64x2{}, 0, 1, 2, 3); }
+  static f64x2 low_half(V v) { return __builtin_shufflevector(v, v, 0, 1); }
 };
 template <typename T>
 using vec_t = typename Simd<T>::V;
 
 template <typename T>
-inline vec_t<T> vload(const T* p) {
+ASID_VEC_INLINE vec_t<T> vload(const T* p) {
   vec_t<T> v;
   __builtin_memcpy(&v, p, sizeof(v));
   return v;
 }
 template <typename T>
-inline void vstore(T* p, vec_t<T> v) {
+ASID_VEC_INLINE void vstore(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof(v));
 }
 template <typename T>
-inline vec_t<T> vsplat(T x) {
+ASID_VEC_INLINE vec_t<T> vsplat(T x) {
   return Simd<T>::splat(x);
 }
 template <typename T>
-inline T sum_lanes(vec_t<T> v) {
-  T s = 0;
-  for (int i = 0; i < Simd<T>::lanes; ++i) s += v[i];
-  return s;
+constexpr int lanes() {
+  return Simd<T>::lanes;
+}
+
+// memcpy of the first n (< lanes <= 8) elements with a compile-time size per case (no library
+// call); cases of lanes or more are never reached and compiled out.
+template <typename T>
+ASID_VEC_INLINE void copy_prefix(void* dst, const void* src, int64_t n) {
+  switch (n) {
+#define ASID_COPY_CASE(k)                                                  \
+  case k:                                                                  \
+    if constexpr (k < lanes<T>()) __builtin_memcpy(dst, src, k * sizeof(T)); \
+    return;
+    ASID_COPY_CASE(1) ASID_COPY_CASE(2) ASID_COPY_CASE(3) ASID_COPY_CASE(4)
+    ASID_COPY_CASE(5) ASID_COPY_CASE(6) ASID_COPY_CASE(7)
+#undef ASID_COPY_CASE
+    default:
+      return;
+  }
+}
+
+// The first n (<= lanes) elements of p, zeros after them. A half vector (the channel tail of
+// d = 12 and 36 in float) is one register load; other partial vectors go through memory, whose
+// narrow stores then wide load stall the load for a dozen cycles.
+template <typename T>
+ASID_VEC_INLINE vec_t<T> load_n(const T* p, int64_t n) {
+  if (n == lanes<T>()) return vload(p);
+  if (2 * n == lanes<T>()) {
+    decltype(Simd<T>::low_half(vec_t<T>{})) h;
+    __builtin_memcpy(&h, p, sizeof(h));
+    return Simd<T>::widen(h);
+  }
+  vec_t<T> v{};
+  copy_prefix<T>(&v, p, n);
+  return v;
+}
+
+// Stores the first n (<= lanes) elements of v.
+template <typename T>
+ASID_VEC_INLINE void store_n(T* p, vec_t<T> v, int64_t n) {
+  if (n == lanes<T>()) return vstore(p, v);
+  if (2 * n == lanes<T>()) {
+    const auto h = Simd<T>::low_half(v);
+    __builtin_memcpy(p, &h, sizeof(h));
+    return;
+  }
+  copy_prefix<T>(p, &v, n);
+}
+
+// Sum of the lanes by halving shuffles.
+ASID_VEC_INLINE float hsum_lanes(f32x8 v) {
+  const f32x4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+  const f32x4 b = a + __builtin_shufflevector(a, a, 2, 3, 0, 1);
+  return b[0] + b[1];
+}
+ASID_VEC_INLINE double hsum_lanes(f64x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
+
+template <typename T>
+ASID_VEC_INLINE T hsum(vec_t<T> v) {
+  return hsum_lanes(v);
 }
 
 // C[M x N] (+)= op(A) B with op(A) = A (M x K, row stride lda) or, when TA, A^T (A stored
@@ -78,28 +146,42 @@ inline void gemm_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t l
     for (int v = 0; v < NV; ++v) vstore(C + r * ldc + v * L, c[r][v]);
 }
 
+// Rows of C per register block for blocks NV vectors wide: enough independent accumulators to
+// keep the FMA units busy (4-cycle latency, two units) within the 16 vector registers.
+template <int NV>
+constexpr int block_rows() {
+  return NV == 1 ? 8 : (NV <= 3 ? 4 : 1);
+}
+
 template <bool TA, int NV, typename T>
 inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                          T* C, int64_t ldc, bool accumulate) {
+  constexpr int RB = block_rows<NV>();
   const int64_t row_step = TA ? 1 : lda;  // distance between consecutive rows of op(A)
   int64_t r = 0;
-  if (NV == 1)  // one vector per row: 8 rows keep 8 FMAs in flight
-    for (; r + 8 <= M; r += 8)
-      gemm_block<TA, 8, 1>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
-  for (; r + 4 <= M; r += 4)
-    gemm_block<TA, 4, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
+  for (; r + RB <= M; r += RB)
+    gemm_block<TA, RB, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
   for (; r < M; ++r)
     gemm_block<TA, 1, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc, accumulate);
 }
 
+// Column strips of 3 vectors (4 x 3 blocks: 12 accumulators), then 2, then 1; rows of exactly 8
+// vectors with a short inner dimension (QK^T with d = 12) go whole, one row per block. Measured
+// on the window products (n = 64, d = 12/24/36): 4 x 3 blocks run at ~95 GFLOP/s per core where
+// 4 x 2 blocks ran at ~80, and single 8-vector rows beat strips by 20% for K = 12.
 template <bool TA, typename T>
 inline void gemm_op(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc, bool accumulate) {
   constexpr int L = Simd<T>::lanes;
+  if (K <= 16 && N == 8 * L) return gemm_columns<TA, 8>(M, K, A, lda, B, ldb, C, ldc, accumulate);
   int64_t j = 0;
-  for (; j + 2 * L <= N; j += 2 * L)
+  for (; j + 3 * L <= N; j += 3 * L)
+    gemm_columns<TA, 3>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+  if (j + 2 * L <= N) {
     gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
-  for (; j < N; j += L) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
+    j += 2 * L;
+  }
+  if (j < N) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, accumulate);
 }
 
 // C (+)= A B, A: M x K.
@@ -118,7 +200,7 @@ inline void gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
 
 // exp(x) for x <= 0 (softmax after the max shift): Cody-Waite reduction x = n ln2 + r and a
 // degree-6 polynomial for exp(r) (Cephes expf coefficients, ~1 ulp); 0 below -87, NaN stays NaN.
-inline f32x8 exp_nonpositive(f32x8 x) {
+ASID_VEC_INLINE f32x8 exp_nonpositive(f32x8 x) {
   const i32x8 underflow = x < -87.0f;  // all-ones lanes flush to 0
   x = underflow ? vsplat(-87.0f) : x;
   const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
@@ -155,7 +237,7 @@ inline float exp_shifted(float* x, int64_t n, float shift) {
     for (int64_t t = 0; i + t < n; ++t) x[i + t] = tail[t];
     acc += e;
   }
-  return sum_lanes<float>(acc);
+  return hsum<float>(acc);
 }
 
 inline double exp_shifted(double* x, int64_t n, double shift) {
@@ -189,7 +271,7 @@ inline T dot(const T* a, const T* b, int64_t n) {
   vec_t<T> acc{};
   int64_t i = 0;
   for (; i + L <= n; i += L) acc += vload(a + i) * vload(b + i);
-  T s = sum_lanes<T>(acc);
+  T s = hsum<T>(acc);
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }

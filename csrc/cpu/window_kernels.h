@@ -8,6 +8,7 @@
 #pragma once
 
 #include "../common/op_args.h"
+#include "row_softmax.h"
 #include "tile_io.h"
 #include "tile_math.h"
 
@@ -27,10 +28,9 @@ void window_forward(const WindowFwdArgs<T>& a, WorkQueue& queue) {
                                       {a.v, T(1), v, {}}};
     gather(l, g0, count, d, inputs);
     for (int64_t b = 0; b < count; ++b) {
-      if (a.bias) copy_matrix(a.bias, n, n, n, s, np);
-      gemm(n, np, d, qs.at(b), dp, kt.at(b), np, s, np, /*accumulate=*/a.bias != nullptr);
-      softmax_rows(s, n, n, np, a.attn + (g0 + b) * n * n, n);
-      gemm(n, dp, n, s, np, v.at(b), dp, qs.at(b), dp);
+      T* p = a.attn + (g0 + b) * n * n;
+      scores_softmax(n, d, qs.at(b), dp, kt.at(b), np, a.bias, p, s);
+      gemm(n, dp, n, p, n, v.at(b), dp, qs.at(b), dp);
     }
     const ScatterSource<T> outputs[] = {{a.out, T(1), qs}};
     scatter(l, g0, count, d, outputs);
@@ -54,10 +54,8 @@ void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
     for (int64_t b = 0; b < count; ++b) {
       const T* p = a.attn + (g0 + b) * n * n;
       gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp);
-      if (a.grad_attn) copy_matrix(a.grad_attn + (g0 + b) * n * n, n, n, n, ds, np);
-      gemm(n, np, d, go.at(b), dp, vt.at(b), np, ds, np, /*accumulate=*/a.grad_attn != nullptr);
-      softmax_backward_rows(p, n, ds, np, n, n);
-      if (a.dbias) copy_matrix(ds, np, n, n, a.dbias + part * n * n, n, /*accumulate=*/true);
+      softmax_grad(n, d, go.at(b), dp, vt.at(b), np, a.grad_attn ? a.grad_attn + (g0 + b) * n * n : nullptr,
+                   p, ds, a.dbias ? a.dbias + part * n * n : nullptr);
       gemm(n, dp, n, ds, np, k.at(b), dp, go.at(b), dp);
       gemm_at(n, dp, n, ds, np, qs.at(b), dp, dk.at(b), dp);
     }

@@ -1,0 +1,176 @@
+// Window attention's softmax fused into the products around it, one query row at a time: the row
+// of scores q K^T + bias is accumulated in vector registers, and its softmax is taken and stored
+// from there; in the backward, the row dO V^T + grad_attn likewise becomes the softmax gradient
+// without passes over memory. Rows longer than kMaxRowVectors vectors (windows above 8x8 in
+// float, above 5x5 in double) go through a scratch tile instead.
+//
+// Included only by cpu/kernels_impl.h (per-ISA namespace, see tile_math.h).
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+
+#include "tile_math.h"
+
+namespace asid {
+namespace cpu {
+namespace ASID_CPU_ISA {
+
+constexpr int kMaxRowVectors = 8;
+
+template <typename V>
+ASID_VEC_INLINE V vmax(V a, V b) {
+  return a > b ? a : b;
+}
+
+// Every lane set to the max / the sum of v's lanes (halving shuffles).
+ASID_VEC_INLINE f32x8 all_max(f32x8 v) {
+  v = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
+  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5));
+  return vmax(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6));
+}
+ASID_VEC_INLINE f64x4 all_max(f64x4 v) {
+  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1));
+  return vmax(v, __builtin_shufflevector(v, v, 1, 0, 3, 2));
+}
+ASID_VEC_INLINE f32x8 all_sum(f32x8 v) {
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+  return v + __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+}
+ASID_VEC_INLINE f64x4 all_sum(f64x4 v) {
+  v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
+  return v + __builtin_shufflevector(v, v, 1, 0, 3, 2);
+}
+
+// exp(x) for x <= 0 or -inf, per lane (double: libm).
+ASID_VEC_INLINE f32x8 exp_lanes(f32x8 x) { return exp_nonpositive(x); }
+ASID_VEC_INLINE f64x4 exp_lanes(f64x4 x) {
+  for (int i = 0; i < 4; ++i) x[i] = std::exp(x[i]);
+  return x;
+}
+
+template <typename T>
+ASID_VEC_INLINE vec_t<T> lane_indices() {
+  vec_t<T> v;
+  for (int i = 0; i < lanes<T>(); ++i) v[i] = T(i);
+  return v;
+}
+
+// Calls f(std::integral_constant<int, NV>) with NV the number of vectors covering a row of n
+// entries; false (nothing called) when that exceeds kMaxRowVectors.
+template <typename T, typename F>
+inline bool with_row_vectors(int64_t n, const F& f) {
+  switch ((n + lanes<T>() - 1) / lanes<T>()) {
+#define ASID_ROW_CASE(nv)                      \
+  case nv:                                     \
+    f(std::integral_constant<int, nv>{});      \
+    return true;
+    ASID_ROW_CASE(1) ASID_ROW_CASE(2) ASID_ROW_CASE(3) ASID_ROW_CASE(4)
+    ASID_ROW_CASE(5) ASID_ROW_CASE(6) ASID_ROW_CASE(7) ASID_ROW_CASE(8)
+#undef ASID_ROW_CASE
+    default:
+      return false;
+  }
+}
+
+// Vector v of a row of n entries held in NV vectors: only the last one may be partial (tail =
+// entries in it); partial loads fill zeros.
+template <int NV, typename T>
+ASID_VEC_INLINE vec_t<T> load_row_vector(const T* row, int v, int64_t tail) {
+  return v < NV - 1 ? vload(row + v * lanes<T>()) : load_n(row + v * lanes<T>(), tail);
+}
+template <int NV, typename T>
+ASID_VEC_INLINE void store_row_vector(T* row, int v, int64_t tail, vec_t<T> x) {
+  if (v < NV - 1) vstore(row + v * lanes<T>(), x);
+  else store_n(row + v * lanes<T>(), x, tail);
+}
+
+// p = softmax of each row of s (rows x n, stride lds, read as NV whole vectors per row); p is
+// rows x n, contiguous.
+template <int NV, typename T>
+void softmax_rows_in_registers(const T* s, int64_t lds, int64_t rows, int64_t n, T* p) {
+  using V = vec_t<T>;
+  constexpr int L = lanes<T>();
+  const int64_t tail = n - (NV - 1) * L;
+  const V outside = vsplat<T>(-INFINITY);
+  const V valid = lane_indices<T>() < T(tail) ? vsplat<T>(0) : outside;  // 0 or -inf per lane
+  for (int64_t r = 0; r < rows; ++r, s += lds, p += n) {
+    V x[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) x[v] = vload(s + v * L);
+    x[NV - 1] += valid;  // padded keys take no weight
+    V m = x[0];
+#pragma GCC unroll 8
+    for (int v = 1; v < NV; ++v) m = vmax(m, x[v]);
+    m = all_max(m);
+    V sum{};
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) sum += (x[v] = exp_lanes(x[v] - m));
+    const V inv = vsplat<T>(1) / all_sum(sum);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) store_row_vector<NV>(p, v, tail, x[v] * inv);
+  }
+}
+
+// ds = p o (ds - rowsum(p o ds)) row by row, and dbias += ds when not null: ds (rows x NV
+// vectors, stride ldd, zero past column n and stays so); p and dbias rows x n, contiguous.
+template <int NV, typename T>
+void softmax_backward_in_registers(const T* p, T* ds, int64_t ldd, int64_t rows, int64_t n,
+                                   T* dbias) {
+  using V = vec_t<T>;
+  const int64_t tail = n - (NV - 1) * lanes<T>();
+  for (int64_t r = 0; r < rows; ++r, p += n, ds += ldd) {
+    V g[NV], pr[NV];
+    V dot{};
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      g[v] = vload(ds + v * lanes<T>());
+      pr[v] = load_row_vector<NV>(p, v, tail);
+      dot += pr[v] * g[v];
+    }
+    dot = all_sum(dot);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) vstore(ds + v * lanes<T>(), g[v] = pr[v] * (g[v] - dot));
+    if (dbias) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v)
+        store_row_vector<NV>(dbias, v, tail, load_row_vector<NV>(dbias, v, tail) + g[v]);
+      dbias += n;
+    }
+  }
+}
+
+// P = softmax(Q K^T + bias) over keys: Q (n x d, stride ldq), K^T (d x >= n, stride ldk, zero
+// past column n), bias (n x n) or null; P (n x n, contiguous). The scores go to scratch (n x ldk)
+// and each row's softmax is taken in registers on its way to P.
+template <typename T>
+inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const T* kt, int64_t ldk,
+                           const T* bias, T* p, T* scratch) {
+  if (bias) copy_matrix(bias, n, n, n, scratch, ldk);
+  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, /*accumulate=*/bias != nullptr);
+  if (!with_row_vectors<T>(n, [&](auto nv) {
+        softmax_rows_in_registers<decltype(nv)::value>(scratch, ldk, n, n, p);
+      }))
+    softmax_rows(scratch, n, n, ldk, p, n);
+}
+
+// dS = P o (dP - rowsum(P o dP)) with dP = dO V^T + grad_attn: dO (n x d, stride ldo), V^T
+// (d x >= n, stride ldv, zero past column n), P and grad_attn (n x n, contiguous; grad_attn may be
+// null); dS (n x ldv, zero past column n). dbias (n x n), when not null, gets dS added.
+template <typename T>
+inline void softmax_grad(int64_t n, int64_t d, const T* go, int64_t ldo, const T* vt, int64_t ldv,
+                         const T* grad_attn, const T* p, T* ds, T* dbias) {
+  if (grad_attn) copy_matrix(grad_attn, n, n, n, ds, ldv);
+  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, /*accumulate=*/grad_attn != nullptr);
+  if (with_row_vectors<T>(n, [&](auto nv) {
+        softmax_backward_in_registers<decltype(nv)::value>(p, ds, ldv, n, n, dbias);
+      }))
+    return;
+  softmax_backward_rows(p, n, ds, ldv, n, n);
+  if (dbias) copy_matrix(ds, ldv, n, n, dbias, n, /*accumulate=*/true);
+}
+
+}  // namespace ASID_CPU_ISA
+}  // namespace cpu
+}  // namespace asid
