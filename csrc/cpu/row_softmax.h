@@ -74,6 +74,31 @@ inline bool with_row_vectors(int64_t n, const F& f) {
   }
 }
 
+struct MaxOp {
+  template <typename V>
+  ASID_VEC_INLINE V operator()(V a, V b) const {
+    return vmax(a, b);
+  }
+};
+struct AddOp {
+  template <typename V>
+  ASID_VEC_INLINE V operator()(V a, V b) const {
+    return a + b;
+  }
+};
+
+// op over x[LO, HI) as a balanced tree: dependency chains of log2 length instead of one long
+// chain (the order is fixed, so the result does not depend on the compiler).
+template <int LO, int HI, typename V, typename Op>
+ASID_VEC_INLINE V tree_reduce(const V* x, const Op& op) {
+  if constexpr (HI - LO == 1) {
+    return x[LO];
+  } else {
+    constexpr int MID = (LO + HI) / 2;
+    return op(tree_reduce<LO, MID>(x, op), tree_reduce<MID, HI>(x, op));
+  }
+}
+
 // Vector v of a row of n entries held in NV vectors: only the last one may be partial (tail =
 // entries in it); partial loads fill zeros.
 template <int NV, typename T>
@@ -100,14 +125,10 @@ void softmax_rows_in_registers(const T* s, int64_t lds, int64_t rows, int64_t n,
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) x[v] = vload(s + v * L);
     x[NV - 1] += valid;  // padded keys take no weight
-    V m = x[0];
+    const V m = all_max(tree_reduce<0, NV>(x, MaxOp()));
 #pragma GCC unroll 8
-    for (int v = 1; v < NV; ++v) m = vmax(m, x[v]);
-    m = all_max(m);
-    V sum{};
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) sum += (x[v] = exp_lanes(x[v] - m));
-    const V inv = vsplat<T>(1) / all_sum(sum);
+    for (int v = 0; v < NV; ++v) x[v] = exp_lanes(x[v] - m);
+    const V inv = vsplat<T>(1) / all_sum(tree_reduce<0, NV>(x, AddOp()));
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) store_row_vector<NV>(p, v, tail, x[v] * inv);
   }
@@ -121,15 +142,14 @@ void softmax_backward_in_registers(const T* p, T* ds, int64_t ldd, int64_t rows,
   using V = vec_t<T>;
   const int64_t tail = n - (NV - 1) * lanes<T>();
   for (int64_t r = 0; r < rows; ++r, p += n, ds += ldd) {
-    V g[NV], pr[NV];
-    V dot{};
+    V g[NV], pr[NV], prod[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       g[v] = vload(ds + v * lanes<T>());
       pr[v] = load_row_vector<NV>(p, v, tail);
-      dot += pr[v] * g[v];
+      prod[v] = pr[v] * g[v];
     }
-    dot = all_sum(dot);
+    const V dot = all_sum(tree_reduce<0, NV>(prod, AddOp()));
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) vstore(ds + v * lanes<T>(), g[v] = pr[v] * (g[v] - dot));
     if (dbias) {
@@ -147,8 +167,10 @@ void softmax_backward_in_registers(const T* p, T* ds, int64_t ldd, int64_t rows,
 template <typename T>
 inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const T* kt, int64_t ldk,
                            const T* bias, T* p, T* scratch) {
-  if (bias) copy_matrix(bias, n, n, n, scratch, ldk);
-  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, /*accumulate=*/bias != nullptr);
+  // the product starts from the bias, read in place when its rows fill whole vectors
+  if (bias && n != ldk) copy_matrix(bias, n, n, n, scratch, ldk);
+  const T* start = !bias ? nullptr : (n == ldk ? bias : scratch);
+  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, n == ldk ? n : ldk);
   if (!with_row_vectors<T>(n, [&](auto nv) {
         softmax_rows_in_registers<decltype(nv)::value>(scratch, ldk, n, n, p);
       }))
@@ -161,8 +183,9 @@ inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const 
 template <typename T>
 inline void softmax_grad(int64_t n, int64_t d, const T* go, int64_t ldo, const T* vt, int64_t ldv,
                          const T* grad_attn, const T* p, T* ds, T* dbias) {
-  if (grad_attn) copy_matrix(grad_attn, n, n, n, ds, ldv);
-  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, /*accumulate=*/grad_attn != nullptr);
+  if (grad_attn && n != ldv) copy_matrix(grad_attn, n, n, n, ds, ldv);
+  const T* start = !grad_attn ? nullptr : (n == ldv ? grad_attn : ds);
+  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, start, n == ldv ? n : ldv);
   if (with_row_vectors<T>(n, [&](auto nv) {
         softmax_backward_in_registers<decltype(nv)::value>(p, ds, ldv, n, n, dbias);
       }))
