@@ -94,17 +94,18 @@ def test_window_attention_separate_tensors_with_different_strides():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("d", [12, 36])
+@pytest.mark.parametrize("window,d", [(8, 12), (8, 36), (3, 7)])  # n = 9: padded rows
 @pytest.mark.parametrize("mode", ["meso", "global"])
-def test_shared_window_attention_matches_reference(mode, d, dtype):
+def test_shared_window_attention_matches_reference(mode, window, d, dtype):
     g = torch.Generator().manual_seed(d)
-    attn = torch.randn(12, 64, 64, dtype=dtype, generator=g).softmax(-1).requires_grad_()
-    x = torch.randn(2, 16, 24, 2 * d, dtype=dtype, generator=g).requires_grad_()
+    b, h, w, n = 2, 2 * window, 3 * window, window * window
+    attn = torch.randn(b * 6, n, n, dtype=dtype, generator=g).softmax(-1).requires_grad_()
+    x = torch.randn(b, h, w, 2 * d, dtype=dtype, generator=g).requires_grad_()
     v = x[..., d:]  # strided view
-    grad = torch.randn(2, 16, 24, d, dtype=dtype, generator=g)
+    grad = torch.randn(b, h, w, d, dtype=dtype, generator=g)
     results = []
     for backend in ("cpu", "reference"):
-        out = ops.shared_window_attention(attn, v, mode=mode, backend=backend)
+        out = ops.shared_window_attention(attn, v, mode=mode, window=window, backend=backend)
         results.append([out, *torch.autograd.grad(out, (attn, x), grad)])
     compare(*results, dtype, ["out", "dattn", "dv"])
 

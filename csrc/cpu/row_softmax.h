@@ -1,8 +1,9 @@
-// Window attention's softmax fused into the products around it, one query row at a time: the row
-// of scores q K^T + bias is accumulated in vector registers, and its softmax is taken and stored
-// from there; in the backward, the row dO V^T + grad_attn likewise becomes the softmax gradient
-// without passes over memory. Rows longer than kMaxRowVectors vectors (windows above 8x8 in
-// float, above 5x5 in double) go through a scratch tile instead.
+// Window attention's softmax rows taken in vector registers: once Q K^T + bias is in a scratch
+// tile, each row is loaded once, its max, exponentials and sum are formed in registers (balanced
+// reductions) and the normalised row goes straight to the attention output; in the backward, each
+// row of dO V^T + grad_attn likewise becomes the softmax gradient and its dbias share in one
+// pass. Rows longer than kMaxRowVectors vectors (windows above 8x8 in float, above 5x5 in double)
+// use the multi-pass row functions of tile_math.h.
 //
 // Included only by cpu/kernels_impl.h (per-ISA namespace, see tile_math.h).
 #pragma once

@@ -93,8 +93,12 @@ void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
     gather(l, g0, count, d, inputs);
     for (int64_t b = 0; b < count; ++b) {
       const int64_t offset = (g0 + b) * n * n;
-      gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np);
-      copy_matrix(dattn, np, n, n, a.dattn + offset, n);
+      if (n == np) {  // rows of whole vectors: straight into the output
+        gemm(n, np, d, go.at(b), dp, vt.at(b), np, a.dattn + offset, n);
+      } else {
+        gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np);
+        copy_matrix(dattn, np, n, n, a.dattn + offset, n);
+      }
       gemm_at(n, dp, n, a.attn + offset, n, go.at(b), dp, dv.at(b), dp);
     }
     const ScatterSource<T> outputs[] = {{a.dv, T(1), dv}};
