@@ -43,19 +43,21 @@ template <typename T>
 void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 7> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false}});
+  const Tiles<T, 8> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false},
+                           {n, n, false}});
   const TileSet<T>&qs = tiles[0], &k = tiles[1], &vt = tiles[2], &go = tiles[3];  // go then dQ
   const TileSet<T>&dv = tiles[4], &dk = tiles[5];
-  T* ds = tiles[6].data;
+  T *ds = tiles[6].data, *p = tiles[7].data;
   for_each_batch(queue, tiles.batch(), [&](int64_t part, int64_t g0, int64_t count) {
     const GatherTarget<T> inputs[] = {{a.q, T(a.scale), qs, {}}, {a.k, T(1), k, {}},
                                       {a.v, T(1), {}, vt}, {a.grad_out, T(1), go, {}}};
     gather(l, g0, count, d, inputs);
     for (int64_t b = 0; b < count; ++b) {
-      const T* p = a.attn + (g0 + b) * n * n;
+      copy_row(a.attn + (g0 + b) * n * n, n * n, p);  // sequential: see softmax_grad
       gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp);
-      softmax_grad(n, d, go.at(b), dp, vt.at(b), np, a.grad_attn ? a.grad_attn + (g0 + b) * n * n : nullptr,
-                   p, ds, a.dbias ? a.dbias + part * n * n : nullptr);
+      const T* grad_attn = a.grad_attn ? a.grad_attn + (g0 + b) * n * n : nullptr;
+      softmax_grad(n, d, go.at(b), dp, vt.at(b), np, grad_attn, p, ds,
+                   a.dbias ? a.dbias + part * n * n : nullptr);
       gemm(n, dp, n, ds, np, k.at(b), dp, go.at(b), dp);
       gemm_at(n, dp, n, ds, np, qs.at(b), dp, dk.at(b), dp);
     }
@@ -85,9 +87,9 @@ template <typename T>
 void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 4> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}});
+  const Tiles<T, 5> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}, {n, n, false}});
   const TileSet<T>&vt = tiles[0], &go = tiles[1], &dv = tiles[2];
-  T* dattn = tiles[3].data;
+  T *dattn = tiles[3].data, *p = tiles[4].data;
   for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
     const GatherTarget<T> inputs[] = {{a.v, T(1), {}, vt}, {a.grad_out, T(1), go, {}}};
     gather(l, g0, count, d, inputs);
@@ -99,7 +101,8 @@ void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
         gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np);
         copy_matrix(dattn, np, n, n, a.dattn + offset, n);
       }
-      gemm_at(n, dp, n, a.attn + offset, n, go.at(b), dp, dv.at(b), dp);
+      copy_row(a.attn + offset, n * n, p);  // sequential: see softmax_grad
+      gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp);
     }
     const ScatterSource<T> outputs[] = {{a.dv, T(1), dv}};
     scatter(l, g0, count, d, outputs);
