@@ -180,14 +180,15 @@ inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const 
 
 // dS = P o (dP - rowsum(P o dP)) with dP = dO V^T + grad_attn: dO (n x d, stride ldo), V^T
 // (d x >= n, stride ldv, zero past column n), P and grad_attn (n x n, contiguous; grad_attn may be
-// null); dS (n x ldv, zero past column n). dbias (n x n), when not null, gets dS added.
+// null); dS (n x ldv, zero past column n). dbias (n x n), when not null, gets dS added. pf: see
+// gemm_block.
 template <typename T>
 inline void softmax_grad(int64_t n, int64_t d, const T* go, int64_t ldo, const T* vt, int64_t ldv,
-                         const T* grad_attn, const T* p, T* ds, T* dbias) {
+                         const T* grad_attn, const T* p, T* ds, T* dbias, LinePrefetcher* pf) {
   // grad_attn comes from memory: one sequential copy streams it far faster than the product's
   // column strips would read it in place (measured: 2.5 us less per 64 x 64 window)
   if (grad_attn) copy_matrix(grad_attn, n, n, n, ds, ldv);
-  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, grad_attn ? ds : nullptr, ldv);
+  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, grad_attn ? ds : nullptr, ldv, pf);
   if (with_row_vectors<T>(n, [&](auto nv) {
         softmax_backward_in_registers<decltype(nv)::value>(p, ds, ldv, n, n, dbias);
       }))

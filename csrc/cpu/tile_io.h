@@ -74,11 +74,6 @@ struct BatchPixels {
   P* at(int64_t t, int64_t mi, int64_t mj) const { return origin[t] + mi * step_h + mj * step_w; }
 };
 
-template <typename T>
-struct NonDeduced {
-  using type = T;
-};
-
 // One map to gather: channel c < d of member m of group g0 + t goes to
 // rows.at(t)[m * rows.ld + c] and/or cols.at(t)[c * cols.ld + m], times scale (null tile sets
 // are skipped). Tile rows are padded to whole vectors (rows.ld and cols.ld multiples of 8), and

@@ -48,18 +48,24 @@ void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
   const TileSet<T>&qs = tiles[0], &k = tiles[1], &vt = tiles[2], &go = tiles[3];  // go then dQ
   const TileSet<T>&dv = tiles[4], &dk = tiles[5];
   T *ds = tiles[6].data, *p = tiles[7].data;
+  LinePrefetcher next;
   for_each_batch(queue, tiles.batch(), [&](int64_t part, int64_t g0, int64_t count) {
     const GatherTarget<T> inputs[] = {{a.q, T(a.scale), qs, {}}, {a.k, T(1), k, {}},
                                       {a.v, T(1), {}, vt}, {a.grad_out, T(1), go, {}}};
     gather(l, g0, count, d, inputs);
     for (int64_t b = 0; b < count; ++b) {
-      copy_row(a.attn + (g0 + b) * n * n, n * n, p);  // sequential: see softmax_grad
-      gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp);
-      const T* grad_attn = a.grad_attn ? a.grad_attn + (g0 + b) * n * n : nullptr;
+      const int64_t g = g0 + b;
+      copy_row(a.attn + g * n * n, n * n, p);  // sequential: see softmax_grad
+      if (g + 1 < l.num_groups())  // the next window's matrices, while this one computes
+        next.set(a.attn + (g + 1) * n * n, a.grad_attn ? a.grad_attn + (g + 1) * n * n : nullptr,
+                 n * n * sizeof(T));
+      gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &next);
+      const T* grad_attn = a.grad_attn ? a.grad_attn + g * n * n : nullptr;
       softmax_grad(n, d, go.at(b), dp, vt.at(b), np, grad_attn, p, ds,
-                   a.dbias ? a.dbias + part * n * n : nullptr);
-      gemm(n, dp, n, ds, np, k.at(b), dp, go.at(b), dp);
-      gemm_at(n, dp, n, ds, np, qs.at(b), dp, dk.at(b), dp);
+                   a.dbias ? a.dbias + part * n * n : nullptr, &next);
+      gemm(n, dp, n, ds, np, k.at(b), dp, go.at(b), dp, nullptr, 0, &next);
+      gemm_at(n, dp, n, ds, np, qs.at(b), dp, dk.at(b), dp, nullptr, 0, &next);
+      next.clear();
     }
     const ScatterSource<T> outputs[] = {{a.dq, T(a.scale), go}, {a.dk, T(1), dk}, {a.dv, T(1), dv}};
     scatter(l, g0, count, d, outputs);
