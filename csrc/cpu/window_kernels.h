@@ -43,11 +43,10 @@ template <typename T>
 void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 8> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false},
-                           {n, n, false}});
+  const Tiles<T, 7> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false}});
   const TileSet<T>&qs = tiles[0], &k = tiles[1], &vt = tiles[2], &go = tiles[3];  // go then dQ
   const TileSet<T>&dv = tiles[4], &dk = tiles[5];
-  T *ds = tiles[6].data, *p = tiles[7].data;
+  T* ds = tiles[6].data;
   LinePrefetcher next;
   for_each_batch(queue, tiles.batch(), [&](int64_t part, int64_t g0, int64_t count) {
     const GatherTarget<T> inputs[] = {{a.q, T(a.scale), qs, {}}, {a.k, T(1), k, {}},
@@ -55,9 +54,11 @@ void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
     gather(l, g0, count, d, inputs);
     for (int64_t b = 0; b < count; ++b) {
       const int64_t g = g0 + b;
-      copy_row(a.attn + g * n * n, n * n, p);  // sequential: see softmax_grad
-      if (g + 1 < l.num_groups())  // the next window's matrices, while this one computes
-        next.set(a.attn + (g + 1) * n * n, a.grad_attn ? a.grad_attn + (g + 1) * n * n : nullptr,
+      const T* p = a.attn + g * n * n;
+      // the next window's matrices come in while this one computes: read in column strips from
+      // memory, they would stall the products (measured: ~2 us per 64 x 64 window each)
+      if (g + 1 < l.num_groups())
+        next.set(p + n * n, a.grad_attn ? a.grad_attn + (g + 1) * n * n : nullptr,
                  n * n * sizeof(T));
       gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &next);
       const T* grad_attn = a.grad_attn ? a.grad_attn + g * n * n : nullptr;
@@ -93,22 +94,25 @@ template <typename T>
 void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 5> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}, {n, n, false}});
+  const Tiles<T, 4> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}});
   const TileSet<T>&vt = tiles[0], &go = tiles[1], &dv = tiles[2];
-  T *dattn = tiles[3].data, *p = tiles[4].data;
+  T* dattn = tiles[3].data;
+  LinePrefetcher next;
   for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
     const GatherTarget<T> inputs[] = {{a.v, T(1), {}, vt}, {a.grad_out, T(1), go, {}}};
     gather(l, g0, count, d, inputs);
     for (int64_t b = 0; b < count; ++b) {
       const int64_t offset = (g0 + b) * n * n;
+      if (g0 + b + 1 < l.num_groups())  // see window_backward
+        next.set(a.attn + offset + n * n, nullptr, n * n * sizeof(T));
       if (n == np) {  // rows of whole vectors: straight into the output
-        gemm(n, np, d, go.at(b), dp, vt.at(b), np, a.dattn + offset, n);
+        gemm(n, np, d, go.at(b), dp, vt.at(b), np, a.dattn + offset, n, nullptr, 0, &next);
       } else {
-        gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np);
+        gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np, nullptr, 0, &next);
         copy_matrix(dattn, np, n, n, a.dattn + offset, n);
       }
-      copy_row(a.attn + offset, n * n, p);  // sequential: see softmax_grad
-      gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp);
+      gemm_at(n, dp, n, a.attn + offset, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &next);
+      next.clear();
     }
     const ScatterSource<T> outputs[] = {{a.dv, T(1), dv}};
     scatter(l, g0, count, d, outputs);
