@@ -114,7 +114,8 @@ ASID_VEC_INLINE void transpose_block(f32x8 (&r)[8]) {
   for (int i = 0; i < 8; i += 4)
     for (int h = 0; h < 2; ++h) {
       u[i + 2 * h] = __builtin_shufflevector(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-      u[i + 2 * h + 1] = __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+      u[i + 2 * h + 1] =
+          __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
     }
   for (int j = 0; j < 4; ++j) {
     r[j] = __builtin_shufflevector(u[j], u[j + 4], 0, 1, 2, 3, 8, 9, 10, 11);
@@ -143,7 +144,8 @@ inline void gather_member_columns(const T* const* px, int members, vec_t<T> scal
   for (int64_t c = 0; c < d; c += L) {
     const int64_t channels = d - c < L ? d - c : L;
     vec_t<T> r[L];
-    for (int i = 0; i < L; ++i) r[i] = i < members ? load_n(px[i] + c, channels) * scale : vec_t<T>{};
+    for (int i = 0; i < L; ++i)
+      r[i] = i < members ? load_n(px[i] + c, channels) * scale : vec_t<T>{};
     transpose_block(r);
     for (int j = 0; j < channels; ++j) vstore(col + (c + j) * ld, r[j]);
   }
@@ -162,7 +164,8 @@ inline void gather(const GroupLayout& l, int64_t g0, int64_t count, int64_t d,
     for (int i = 0; i < N; ++i) {
       const TileSet<T>& rows = targets[i].rows;
       if (rows.data)
-        load_channels(pixels[i].at(t, mi, mj), vsplat(targets[i].scale), d, rows.at(t) + m * rows.ld);
+        load_channels(pixels[i].at(t, mi, mj), vsplat(targets[i].scale), d,
+                      rows.at(t) + m * rows.ld);
     }
   });
   const int64_t n = l.group_size();
@@ -196,7 +199,8 @@ inline void scatter(const GroupLayout& l, int64_t g0, int64_t count, int64_t d,
   for_each_member(l, count, [&](int64_t t, int64_t m, int64_t mi, int64_t mj) {
     for (int i = 0; i < N; ++i) {
       const TileSet<T>& rows = sources[i].rows;
-      store_channels(rows.at(t) + m * rows.ld, vsplat(sources[i].scale), d, pixels[i].at(t, mi, mj));
+      store_channels(rows.at(t) + m * rows.ld, vsplat(sources[i].scale), d,
+                     pixels[i].at(t, mi, mj));
     }
   });
 }

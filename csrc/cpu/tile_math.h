@@ -3,8 +3,9 @@
 // stores and horizontal sums, row-major tile products, and the row operations of the softmax and
 // its backward.
 //
-// Included only by cpu/kernels_impl.h and cpu/fused_kernels_impl.h, inside the per-ISA namespace asid::cpu::ASID_CPU_ISA, so the
-// baseline and AVX2 builds of these inline functions never meet at link time.
+// Included only by cpu/kernels_impl.h and cpu/fused_kernels_impl.h, inside the per-ISA namespace
+// asid::cpu::ASID_CPU_ISA, so the baseline and AVX2 builds of these inline functions never meet
+// at link time.
 #pragma once
 
 #include <cmath>
@@ -30,6 +31,7 @@ struct Simd;
 template <>
 struct Simd<float> {
   using V = f32x8;
+  using Half = f32x4;
   static constexpr int lanes = 8;
   static V splat(float x) { return V{x, x, x, x, x, x, x, x}; }
   static V widen(f32x4 h) { return __builtin_shufflevector(h, f32x4{}, 0, 1, 2, 3, 4, 5, 6, 7); }
@@ -38,6 +40,7 @@ struct Simd<float> {
 template <>
 struct Simd<double> {
   using V = f64x4;
+  using Half = f64x2;
   static constexpr int lanes = 4;
   static V splat(double x) { return V{x, x, x, x}; }
   static V widen(f64x2 h) { return __builtin_shufflevector(h, f64x2{}, 0, 1, 2, 3); }
@@ -89,7 +92,7 @@ template <typename T>
 ASID_VEC_INLINE vec_t<T> load_n(const T* p, int64_t n) {
   if (n == lanes<T>()) return vload(p);
   if (2 * n == lanes<T>()) {
-    decltype(Simd<T>::low_half(vec_t<T>{})) h;
+    typename Simd<T>::Half h;
     __builtin_memcpy(&h, p, sizeof(h));
     return Simd<T>::widen(h);
   }
@@ -112,7 +115,8 @@ ASID_VEC_INLINE void store_n(T* p, vec_t<T> v, int64_t n) {
 
 // Sum of the lanes by halving shuffles.
 ASID_VEC_INLINE float hsum_lanes(f32x8 v) {
-  const f32x4 a = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+  const f32x4 a =
+      __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
   const f32x4 b = a + __builtin_shufflevector(a, a, 2, 3, 0, 1);
   return b[0] + b[1];
 }
