@@ -62,6 +62,7 @@ ASID_VEC_INLINE vec_t<T> lane_indices() {
 // entries; false (nothing called) when that exceeds kMaxRowVectors.
 template <typename T, typename F>
 inline bool with_row_vectors(int64_t n, const F& f) {
+  static_assert(kMaxRowVectors == 8, "one case per row width below");
   switch ((n + lanes<T>() - 1) / lanes<T>()) {
 #define ASID_ROW_CASE(nv)                      \
   case nv:                                     \
@@ -162,16 +163,24 @@ void softmax_backward_in_registers(const T* p, T* ds, int64_t ldd, int64_t rows,
   }
 }
 
+// Where a product that starts from the n x n matrix m (zeros when m is null) reads it: in place
+// when its rows fill whole vectors (n == ld), else a copy in scratch (n x ld) padded to them.
+// The row stride to read it with is n in place, ld from the copy.
+template <typename T>
+inline const T* product_start(const T* m, int64_t n, int64_t ld, T* scratch) {
+  if (!m || n == ld) return m;
+  copy_matrix(m, n, n, n, scratch, ld);
+  return scratch;
+}
+
 // P = softmax(Q K^T + bias) over keys: Q (n x d, stride ldq), K^T (d x >= n, stride ldk, zero
 // past column n), bias (n x n) or null; P (n x n, contiguous). The scores go to scratch (n x ldk)
 // and each row's softmax is taken in registers on its way to P.
 template <typename T>
 inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const T* kt, int64_t ldk,
                            const T* bias, T* p, T* scratch) {
-  // the product starts from the bias, read in place when its rows fill whole vectors
-  if (bias && n != ldk) copy_matrix(bias, n, n, n, scratch, ldk);
-  const T* start = !bias ? nullptr : (n == ldk ? bias : scratch);
-  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, n == ldk ? n : ldk);
+  const T* start = product_start(bias, n, ldk, scratch);
+  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, start == scratch ? ldk : n);
   if (!with_row_vectors<T>(n, [&](auto nv) {
         softmax_rows_in_registers<decltype(nv)::value>(scratch, ldk, n, n, p);
       }))
@@ -185,10 +194,8 @@ inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const 
 template <typename T>
 inline void softmax_grad(int64_t n, int64_t d, const T* go, int64_t ldo, const T* vt, int64_t ldv,
                          const T* grad_attn, const T* p, T* ds, T* dbias, LinePrefetcher* pf) {
-  // the product starts from grad_attn, read in place when its rows fill whole vectors
-  if (grad_attn && n != ldv) copy_matrix(grad_attn, n, n, n, ds, ldv);
-  const T* start = !grad_attn ? nullptr : (n == ldv ? grad_attn : ds);
-  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, start, n == ldv ? n : ldv, pf);
+  const T* start = product_start(grad_attn, n, ldv, ds);
+  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, start, start == ds ? ldv : n, pf);
   if (with_row_vectors<T>(n, [&](auto nv) {
         softmax_backward_in_registers<decltype(nv)::value>(p, ds, ldv, n, n, dbias);
       }))
