@@ -73,7 +73,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_fwd(const at::Tensor& 
     a.y = ptr<T>(y);
     a.mean = ptr<S>(mean);
     a.rstd = ptr<S>(rstd);
-    check_launch(layer_norm_forward(a, at::cuda::getCurrentCUDAStream()));
+    check_launch(layer_norm_forward(a, at::cuda::getCurrentCUDAStream().stream()));
   });
   return {y, mean, rstd};
 }
@@ -104,7 +104,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor& 
     a.dx = ptr<T>(dx);
     a.dweight = ptr<S>(partials[0]);
     a.dbias = ptr<S>(partials[1]);
-    check_launch(layer_norm_backward(a, at::cuda::getCurrentCUDAStream()));
+    check_launch(layer_norm_backward(a, at::cuda::getCurrentCUDAStream().stream()));
   });
   const at::Tensor sums = partials.sum(1).to(weight.scalar_type());
   return {dx, sums[0].clone(), sums[1].clone()};
@@ -140,7 +140,7 @@ at::Tensor dwconv_fwd(const at::Tensor& x, const at::Tensor& weight,
     using S = typename Types<scalar_t>::S;
     DwconvFwdArgs<T> a = dwconv_args<T>(g, x, taps, b, e);
     a.out = ptr<T>(out);
-    check_launch(dwconv_forward<T, S>(a, at::cuda::getCurrentCUDAStream()));
+    check_launch(dwconv_forward<T, S>(a, at::cuda::getCurrentCUDAStream().stream()));
   });
   return out;
 }
@@ -168,7 +168,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dwconv_bwd(
     a.dx = ptr<T>(dx);
     a.dtaps = ptr<S>(partials);  // (blocks, 9, C) then (blocks, C): see dbias below
     a.dbias = ptr<S>(partials) + blocks * 9 * c;
-    check_launch(dwconv_backward(a, at::cuda::getCurrentCUDAStream()));
+    check_launch(dwconv_backward(a, at::cuda::getCurrentCUDAStream().stream()));
   });
   const at::Tensor flat = partials.view({-1});
   const at::Tensor dtaps = flat.narrow(0, 0, blocks * 9 * c).view({blocks, 9, c}).sum(0);
