@@ -51,6 +51,12 @@ def extensions():
         # extension then uses the libgomp that torch has already loaded.
         cxx.append("-fopenmp")
         link.append("-fopenmp")
+    if sys.platform.startswith("linux"):
+        # Link the shared libstdc++ that torch uses even where the compiler adds
+        # -static-libstdc++ (seen with a wrapped g++ on a GPU machine): a second, static copy
+        # inside the extension has its own locale ids, so formatting a number into an error
+        # message crashed there.
+        link.append("-lstdc++")
     if os.environ.get("ASID_FAST_NATIVE", "") not in ("", "0"):
         cxx.append("-march=native")
     kwargs = dict(include_dirs=[os.path.join(ROOT, CSRC)], extra_compile_args={"cxx": cxx},
