@@ -89,8 +89,27 @@ def test_validate_rejects_incomplete_reports(report):
 
 
 def test_diff_violations_flag_wrong_outputs(report):
-    bad = dict(report, results=[dict(report["results"][0], max_rel_diff_vs_reference=0.5)])
+    row = next(r for r in report["results"] if r["backend"] != "reference")
+    bad = dict(report, results=[dict(row, max_rel_diff_vs_reference=0.5)])
     assert len(bench_report.diff_violations(bad)) == 1
+
+
+def test_low_precision_op_cases_compare_with_the_float32_reference():
+    """bf16 outputs are compared with the reference in float32 on the same rounded inputs: the
+    truth is float32, the reference's bf16 run differs from it by its rounding only."""
+    import torch
+
+    from asid_fast.tools import bench_cases as BC
+
+    spec = next(s for s in BC.OP_SPECS if s.function == "layer_norm")
+    case = BC.op_case(spec, ("channels", 12), "fwd+bwd", torch.device("cpu"), torch.bfloat16,
+                      [], (1, 8, 8))
+    truth, ref = case.truth(), case.outputs["reference"]()
+    assert truth.dtype == torch.float32 and ref.dtype == torch.bfloat16
+    assert 0 < B._rel_diff(ref, truth) < 0.1
+    fp32 = BC.op_case(spec, ("channels", 12), "fwd+bwd", torch.device("cpu"), torch.float32, [],
+                      (1, 8, 8))
+    assert fp32.truth is None
 
 
 def test_plot_writes_png(report, tmp_path):

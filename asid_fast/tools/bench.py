@@ -117,7 +117,7 @@ def _run_case(case, device, settings, log):
     timings = time_interleaved(fns, device, max(warmup - 1, 0), repeats, min_sample_s)
     diffs = {}
     if case.outputs:
-        ref = case.outputs[BC.BASELINE]()
+        ref = (case.truth or case.outputs[BC.BASELINE])()
         diffs = {label: _rel_diff(case.outputs[label](), ref) for label in fns}
     base = timings[BC.BASELINE].median
     rows = []
@@ -184,6 +184,10 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
         "rules": {"flops_paper_rule": FL.PAPER_RULE, "flops_full": FL.FULL_RULE,
                   "bytes": BYTES_RULE, "peak_mem_mb": _memory_rule(dev),
                   "timing": _timing_rule(dev),
+                  "max_rel_diff_vs_reference": "max |out - ref| / max |ref| of the first output "
+                  "(fwd+bwd: the first input's gradient); ref = the reference backend's output, "
+                  "or for fp16/bf16 op cases the reference run in float32 on the same rounded "
+                  "inputs",
                   "compile": "torch.compile(model) with default options; dynamo recompile limit "
                              f"raised to {BC.DYNAMO_RECOMPILE_LIMIT}"},
         "device": dev.type, "device_name": _device_name(dev), "dtype": dtype,

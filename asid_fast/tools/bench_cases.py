@@ -39,6 +39,10 @@ class Case:
     flops: int | None = None
     bytes: int | None = None
     outputs: dict = field(default_factory=dict)  # label -> callable returning a comparable tensor
+    # What the outputs are compared with: None = the baseline's output; for float16/bfloat16 op
+    # cases, the baseline run in float32 on the same rounded inputs (the baseline's own rounding
+    # would otherwise count as the candidates' error).
+    truth: object = None
 
 
 # ---- ops --------------------------------------------------------------------------------------
@@ -181,8 +185,12 @@ def op_case(spec: OpSpec, variant, mode: str, device, dtype, backends, bhw) -> C
     candidates = {be: _op_caller(op, leaves, to_args, kwargs, be, train)
                   for be in dict.fromkeys((BASELINE, *backends))}
     outputs = {be: (lambda c=c: c()[0]) for be, c in candidates.items()}
+    truth = None
+    if dtype in (torch.float16, torch.bfloat16):
+        exact = _op_caller(op, [t.float() for t in leaves], to_args, kwargs, BASELINE, train)
+        truth = lambda: exact()[0]  # noqa: E731
     return Case(f"{spec.function}[{variant[0]},{variant[1]}]", "op", mode, f"{b}x{h}x{w}",
-                candidates, flop, nbytes, outputs)
+                candidates, flop, nbytes, outputs, truth)
 
 
 def op_cases(device, dtype, backends, infer_bhw, train_bhw, dims, skipped: list):
