@@ -26,6 +26,7 @@ from asid_fast.ops.linear import linear  # noqa: E402
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+pytestmark = [pytest.mark.cuda] if DEVICE.type == "cuda" else []  # in the device script's run
 
 
 def _backend_usable(name):
