@@ -21,7 +21,9 @@ import torch
 
 from .dispatch import BACKENDS, CPU_DTYPES
 
-_AUTO = {"cpu": ("cpu", "reference"), "cuda": ("triton", "cuda", "reference")}
+# On CUDA the compiled kernels first, as for the attention ops (dispatch.py); measured on an H200
+# in bfloat16: layer norm 2.0x (forward) / 2.5x (forward+backward) faster than Triton.
+_AUTO = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "triton", "reference")}
 _register_hooks: dict[str, Callable[[str], None]] = {}
 _registered_ops: set[str] = set()
 _python_autograd: set[str] = set()
