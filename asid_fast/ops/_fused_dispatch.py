@@ -19,11 +19,8 @@ from typing import Callable
 
 import torch
 
-from .dispatch import BACKENDS, CPU_DTYPES
+from .dispatch import BACKENDS, CPU_DTYPES, auto_order
 
-# On CUDA the compiled kernels first, as for the attention ops (dispatch.py); measured on an H200
-# in bfloat16: layer norm 2.0x (forward) / 2.5x (forward+backward) faster than Triton.
-_AUTO = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "triton", "reference")}
 _register_hooks: dict[str, Callable[[str], None]] = {}
 _registered_ops: set[str] = set()
 _python_autograd: set[str] = set()
@@ -124,10 +121,8 @@ def resolve(backend: str, device_type: str, family: str, dtype: torch.dtype) -> 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     device = torch.device(device_type)
-    names = _AUTO.get(device.type, ("reference",)) if backend == "auto" else (backend,)
+    names = auto_order(device.type, dtype) if backend == "auto" else (backend,)
     for name in names:
-        if backend == "auto" and name == "cpu" and dtype not in CPU_DTYPES:
-            continue
         if not _usable(name, device, family):
             continue
         if name == "reference":

@@ -13,7 +13,8 @@ _MODULES = {"reference": "reference", "cpu": "ext", "cuda": "ext", "triton": "tr
 # preference order of "auto" per device type. On CUDA the compiled kernels come first: on an H200
 # (bench/results/20261126T062955Z_h200) they beat the Triton kernels by 2.2x (forward) and 2.0x
 # (forward+backward) in float32, 1.6x in bfloat16 forward+backward (geometric means over ASID's
-# attention shapes); Triton wins only bfloat16 forward (1.35x).
+# attention shapes), and the fused layer norm by 2.0x / 2.5x in bfloat16; Triton wins only
+# bfloat16 forward (1.35x). The model-level fused ops (_fused_dispatch.py) follow the same order.
 _AUTO = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "triton", "reference")}
 # dtypes of the compiled CPU kernels; "auto" runs others (bf16/fp16 on CPU) on the reference
 CPU_DTYPES = (torch.float32, torch.float64)
@@ -35,14 +36,18 @@ def _usable(name, device: torch.device) -> bool:
     return _module(name).available(device)
 
 
+def auto_order(device_type: str, dtype: torch.dtype) -> tuple[str, ...]:
+    """The backends "auto" tries on ``device_type`` for ``dtype``, in order of preference."""
+    return tuple(name for name in _AUTO.get(device_type, ("reference",))
+                 if name != "cpu" or dtype in CPU_DTYPES)
+
+
 def resolve(backend: str, device: torch.device, dtype: torch.dtype):
     """Return the backend module to run on ``device`` for ``dtype`` (validating ``backend``)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        for name in _AUTO.get(device.type, ("reference",)):
-            if name == "cpu" and dtype not in CPU_DTYPES:
-                continue
+        for name in auto_order(device.type, dtype):
             if _usable(name, device):
                 return _module(name)
             if name != "reference" and name not in _warned:
