@@ -44,7 +44,10 @@ def extensions():
 
     cpu_sources = [s for s in _sources("**/*.cpp")
                    if not s.startswith(os.path.join(CSRC, "cuda") + os.sep)]
-    cxx = ["-O3", "-ffp-contract=fast", "-Wno-psabi"]
+    # -fno-wrapv undoes the -fwrapv in Python's own CFLAGS, which the build inherits: the kernels'
+    # index arithmetic does not rely on signed overflow wrapping, and with -fwrapv the window
+    # attention forward ran 2-3% slower (single-threaded kernel timing, d = 36).
+    cxx = ["-O3", "-ffp-contract=fast", "-fno-wrapv", "-Wno-psabi"]
     link = []
     if torch.backends.openmp.is_available() and sys.platform.startswith("linux"):
         # at::parallel_for is inline OpenMP code: without -fopenmp it runs serially. The

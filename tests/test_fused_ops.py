@@ -49,6 +49,19 @@ def _backends():
 BACKENDS = _backends()
 
 
+def test_auto_order_per_family():
+    """On CUDA "auto" runs the depthwise convolution on cuDNN (the reference twin; faster than
+    both kernels on an H200) and the layer norm on the CUDA kernel first; on the CPU both
+    families take the compiled kernels when the extension is built."""
+    order = _fused_dispatch.family_auto_order
+    assert order("cuda", "fused_dwconv3x3", torch.float32) == ("reference",)
+    assert order("cuda", "fused_layer_norm", torch.float32) == ("cuda", "triton", "reference")
+    assert order("cpu", "fused_dwconv3x3", torch.float32) == ("cpu", "reference")
+    if _backend_usable("cpu")[0] and DEVICE.type == "cpu":
+        assert _fused_dispatch.resolve("auto", "cpu", "fused_dwconv3x3", torch.float32) == "compiled"
+        assert _fused_dispatch.resolve("auto", "cpu", "fused_layer_norm", torch.float32) == "compiled"
+
+
 def assert_rel(actual, expected, tol, name=""):
     err = (actual.double() - expected.double()).abs().max().item()
     scale = expected.double().abs().max().item()

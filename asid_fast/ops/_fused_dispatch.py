@@ -21,6 +21,11 @@ import torch
 
 from .dispatch import BACKENDS, CPU_DTYPES, auto_order
 
+# Families whose "auto" order on a device type differs from the attention ops'. On CUDA the
+# depthwise 3x3 convolution runs on cuDNN (the reference twin): on an H200
+# (bench/results/20261126T062955Z_h200, bfloat16) cuDNN beat the CUDA kernel 1.1-5x and the
+# Triton kernel 1.7-3x, forward and forward+backward, at every epilogue and width ASID uses.
+_AUTO_FOR_FAMILY = {("cuda", "fused_dwconv3x3"): ("reference",)}
 _register_hooks: dict[str, Callable[[str], None]] = {}
 _registered_ops: set[str] = set()
 _python_autograd: set[str] = set()
@@ -76,6 +81,11 @@ def triton_usable(device: torch.device) -> bool:
     return triton_backend.available(device)
 
 
+def family_auto_order(device_type: str, family: str, dtype: torch.dtype) -> tuple[str, ...]:
+    """The backends "auto" tries for ``family`` on ``device_type``, in order of preference."""
+    return _AUTO_FOR_FAMILY.get((device_type, family)) or auto_order(device_type, dtype)
+
+
 def _usable(name: str, device: torch.device, family: str) -> bool:
     if name == "reference":
         return True
@@ -121,7 +131,7 @@ def resolve(backend: str, device_type: str, family: str, dtype: torch.dtype) -> 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     device = torch.device(device_type)
-    names = auto_order(device.type, dtype) if backend == "auto" else (backend,)
+    names = family_auto_order(device.type, family, dtype) if backend == "auto" else (backend,)
     for name in names:
         if not _usable(name, device, family):
             continue
