@@ -55,11 +55,12 @@ def extensions():
         cxx.append("-fopenmp")
         link.append("-fopenmp")
     if sys.platform.startswith("linux"):
-        # Link the shared libstdc++ that torch uses even where the compiler adds
-        # -static-libstdc++ (seen with a wrapped g++ on a GPU machine): a second, static copy
-        # inside the extension has its own locale ids, so formatting a number into an error
-        # message crashed there.
-        link.append("-lstdc++")
+        # Link the shared libstdc++ that torch uses (the runtime's libstdc++.so.6, named as a file:
+        # a plain -lstdc++ finds the static archive where a toolchain ships no libstdc++.so) even
+        # where the compiler adds -static-libstdc++ (a wrapped g++ on a GPU machine does): a
+        # second, static copy inside the extension has its own locale ids, so formatting a number
+        # into an error message crashed there (also with -lstdc++).
+        link.append("-l:libstdc++.so.6")
     if os.environ.get("ASID_FAST_NATIVE", "") not in ("", "0"):
         cxx.append("-march=native")
     kwargs = dict(include_dirs=[os.path.join(ROOT, CSRC)], extra_compile_args={"cxx": cxx},

@@ -165,9 +165,9 @@ def test_gradcheck_compiled_ops():
 
 def _op_cases(prefix):
     ns = torch.ops.asid_fast
-    x = torch.randn(2, 2, 3, 4, dtype=torch.float64)
-    w, b = torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
-    k = torch.randn(4, 1, 3, 3, dtype=torch.float64)
+    x = torch.randn(2, 2, 3, 4, dtype=torch.float64, device=DEVICE)
+    w, b = (torch.randn(4, dtype=torch.float64, device=DEVICE) for _ in range(2))
+    k = torch.randn(4, 1, 3, 3, dtype=torch.float64, device=DEVICE)
     y, mean, rstd = getattr(ns, prefix + "fused_layer_norm_fwd")(x, w, b, 1e-6)
     cases = [(prefix + "fused_layer_norm_fwd", (x, w, b, 1e-6)),
              (prefix + "fused_layer_norm_bwd", (torch.randn_like(y), x, w, mean, rstd))]
@@ -192,8 +192,8 @@ def test_opcheck(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_flop_formula(backend):
-    x = torch.randn(2, 3, 4, 6, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(6, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, 4, 6, dtype=torch.float64, device=DEVICE, requires_grad=True)
+    k = torch.randn(6, 1, 3, 3, dtype=torch.float64, device=DEVICE, requires_grad=True)
     with FlopCounterMode(display=False) as counter:
         depthwise_conv3x3(x, k, epilogue="gate", backend=backend).sum().backward()
     forward = 2 * 9 * x.numel()
