@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <utility>
-#include <vector>
 
 #include "../common/fused_args.h"
 
@@ -18,9 +17,9 @@ namespace ASID_CPU_ISA {
 template <typename T>
 struct ChainScratch {
   int64_t ld_k, ld_mid;
-  std::vector<T> ring;  // 3 image rows of the first 1x1 conv: W x ld_in each
+  ScratchVector<T> ring;  // 3 image rows of the first 1x1 conv: W x ld_in each
   int64_t tag[3] = {-1, -1, -1};  // which image row (b * H + h) each ring slot holds
-  std::vector<T> a, pre, mid, o, zeros;
+  ScratchVector<T> a, pre, mid, o, zeros;
 
   ChainScratch(const ConvChainArgs<T>& c, int64_t n_mid)
       : ld_k((c.grid.channels + 7) / 8 * 8),

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <algorithm>
-#include <vector>
 
 #include "../common/fused_args.h"
 
@@ -210,7 +209,7 @@ inline void map_flat(int64_t n, T* p, const F& f) {
 // Scratch of one worker: one image row of the convolution and a zero image row.
 template <typename T>
 struct DwconvScratch {
-  std::vector<T> row, zeros;
+  ScratchVector<T> row, zeros;
   DwconvScratch(const RowGrid& g, int64_t sw)
       : row(g.width * g.channels), zeros(g.width * std::max(sw, g.channels) + lanes<T>()) {}
 };
@@ -293,7 +292,7 @@ void dwconv_backward(const DwconvBwdArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t C = g.channels, W = g.width, H = g.height;
   const bool none = f.epilogue == Epilogue::kNone;
   DwconvScratch<T> s(g, f.x.sw);
-  std::vector<T> ring(none ? 0 : 3 * W * C);
+  ScratchVector<T> ring(none ? 0 : 3 * W * C);
   int64_t tag[3] = {-1, -1, -1};
   const auto grad_pre = [&](int64_t bh) -> const T* {
     if (none) return a.grad_out + bh * W * C;

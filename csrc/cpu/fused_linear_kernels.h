@@ -5,7 +5,6 @@
 #pragma once
 
 #include <algorithm>
-#include <vector>
 
 #include "../common/fused_args.h"
 
@@ -18,7 +17,7 @@ template <typename T>
 void linear(const LinearArgs<T>& a, int64_t begin, int64_t end) {
   const RowGrid& g = a.grid;
   const int64_t N = g.channels, W = g.width;
-  std::vector<T> acc(W * a.ld_n);
+  ScratchVector<T> acc(W * a.ld_n);
   for (int64_t bh = begin; bh < end; ++bh) {
     const int64_t b = bh / g.height, h = bh % g.height;
     const T* w_t = a.w_t + b * a.w_image_stride;

@@ -9,7 +9,10 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <new>
+#include <vector>
 
 // Small vector helpers are forced inline: an out-of-line call would pass its vectors through
 // memory and clobber every vector register of the caller's loop (GCC's inliner gives up on them
@@ -112,6 +115,27 @@ ASID_VEC_INLINE void store_n(T* p, vec_t<T> v, int64_t n) {
   }
   copy_prefix<T>(p, &v, n);
 }
+
+// Scratch memory aligned to a cache line. Rows of whole vectors then never straddle two lines; at
+// the allocator's 16-byte alignment every other 32-byte vector did (measured on the window
+// attention kernels, single-threaded, d = 36, per window: 0.7 us more in the backward's
+// products, 0.25 us in its gather).
+template <typename T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, kAlign); }
+  template <typename U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <typename T>
+using ScratchVector = std::vector<T, CacheLineAllocator<T>>;
 
 // Sum of the lanes by halving shuffles.
 ASID_VEC_INLINE float hsum_lanes(f32x8 v) {
