@@ -86,19 +86,11 @@ inline f32x8 erf_rational(f32x8 z) {
   z = z < -4.0f ? vsplat(-4.0f) : z;
   z = z > 4.0f ? vsplat(4.0f) : z;
   const f32x8 u = z * z;
-  f32x8 p = vsplat(1.974462280e-06f);
-  p = p * u + 2.879961087e-04f;
-  p = p * u + 4.002961413e-03f;
-  p = p * u + 5.346483184e-02f;
-  p = p * u + 1.962366694e-01f;
-  p = p * u + 1.128378979e+00f;
-  f32x8 q = vsplat(3.747481425e-05f);
-  q = q * u + 1.216147197e-03f;
-  q = q * u + 1.544292209e-02f;
-  q = q * u + 1.164704354e-01f;
-  q = q * u + 5.072413872e-01f;
-  q = q * u + 1.0f;
-  return z * p / q;
+  static constexpr float kP[] = {1.974462280e-06f, 2.879961087e-04f, 4.002961413e-03f,
+                                  5.346483184e-02f, 1.962366694e-01f, 1.128378979e+00f};
+  static constexpr float kQ[] = {3.747481425e-05f, 1.216147197e-03f, 1.544292209e-02f,
+                                  1.164704354e-01f, 5.072413872e-01f, 1.0f};
+  return z * horner(u, kP) / horner(u, kQ);
 }
 
 // Phi(x), the standard normal CDF (GELU(x) = x Phi(x)).

@@ -273,6 +273,14 @@ inline void gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
   gemm_op<true>(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0, pf);
 }
 
+// The polynomial with coefficients c (highest power first) at x, by Horner's rule.
+template <int N>
+ASID_VEC_INLINE f32x8 horner(f32x8 x, const float (&c)[N]) {
+  f32x8 p = vsplat(c[0]);
+  for (int i = 1; i < N; ++i) p = p * x + c[i];
+  return p;
+}
+
 // exp(x) for x <= 0 (softmax after the max shift): Cody-Waite reduction x = n ln2 + r, a
 // degree-6 polynomial for exp(r) on [-ln2/2, ln2/2] (near-minimax fit of the relative error,
 // Horner), and 2^n added to the result's exponent bits; 0 below -87, NaN stays NaN. Measured over
@@ -287,13 +295,10 @@ ASID_VEC_INLINE f32x8 exp_nonpositive(f32x8 x) {
   const f32x8 n = t - round_magic;
   f32x8 r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  f32x8 p = vsplat(1.3843653723597527e-3f);
-  p = p * r + 8.37415549904108e-3f;
-  p = p * r + 4.166800156235695e-2f;
-  p = p * r + 1.6666431725025177e-1f;
-  p = p * r + 4.999999403953552e-1f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  static constexpr float kExp[] = {1.3843653723597527e-3f, 8.37415549904108e-3f,
+                                   4.166800156235695e-2f,  1.6666431725025177e-1f,
+                                   4.999999403953552e-1f,  1.0f, 1.0f};
+  const f32x8 p = horner(r, kExp);
   // t << 23 shifts t's own exponent bits out and leaves n in the exponent field
   return (f32x8)(((u32x8)p + ((u32x8)t << 23)) & ~(u32x8)underflow);
 }
