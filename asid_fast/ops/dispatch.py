@@ -14,7 +14,8 @@ _MODULES = {"reference": "reference", "cpu": "ext", "cuda": "ext", "triton": "tr
 # (bench/results/20261126T062955Z_h200) they beat the Triton kernels by 2.2x (forward) and 2.0x
 # (forward+backward) in float32, 1.6x in bfloat16 forward+backward (geometric means over ASID's
 # attention shapes), and the fused layer norm by 2.0x / 2.5x in bfloat16; Triton wins only
-# bfloat16 forward (1.35x). The model-level fused ops (_fused_dispatch.py) follow the same order.
+# bfloat16 forward (1.35x). The model-level fused ops (_fused_dispatch.py) follow the same order,
+# except the families listed in _fused_dispatch._AUTO_FOR_FAMILY.
 _AUTO = {"cpu": ("cpu", "reference"), "cuda": ("cuda", "triton", "reference")}
 # dtypes of the compiled CPU kernels; "auto" runs others (bf16/fp16 on CPU) on the reference
 CPU_DTYPES = (torch.float32, torch.float64)

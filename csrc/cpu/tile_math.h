@@ -1,7 +1,7 @@
 // Vectorised building blocks of the CPU kernels: 32-byte SIMD vectors (GCC/Clang vector
 // extensions, lowered to whatever the translation unit's target provides) with partial loads and
-// stores and horizontal sums, row-major tile products, and the row operations of the softmax and
-// its backward.
+// stores and horizontal sums, cache-line-aligned scratch vectors, row-major tile products, the
+// float exponential, and the row operations of the softmax and its backward.
 //
 // Included only by cpu/kernels_impl.h and cpu/fused_kernels_impl.h, inside the per-ISA namespace
 // asid::cpu::ASID_CPU_ISA, so the baseline and AVX2 builds of these inline functions never meet
@@ -152,12 +152,12 @@ ASID_VEC_INLINE T hsum(vec_t<T> v) {
   return hsum_lanes(v);
 }
 
-// Memory that the next window will read (its attention matrix and gradient), brought into cache a line at a time from inside the current window's products:
-// gemm_block asks for one line every kPrefetchEvery steps of its inner loop, so the lines arrive
-// while the products compute instead of stalling the next window's products, which read them in
-// column strips (measured on the backward with 64 x 64 windows: ~2 us less per window and
-// matrix; a burst of prefetches before the products gained nothing). Up to two ranges, fetched
-// in order.
+// Memory that the next window will read (its attention matrix and gradient), brought into cache
+// a line at a time from inside the current window's products: gemm_block asks for one line every
+// kPrefetchEvery steps of its inner loop, so the lines arrive while the products compute instead
+// of stalling the next window's products, which read them in column strips (measured on the
+// backward with 64 x 64 windows: ~2 us less per window and matrix; a burst of prefetches before
+// the products gained nothing). Up to two ranges, fetched in order.
 class LinePrefetcher {
  public:
   static constexpr int kPrefetchEvery = 8;
