@@ -41,15 +41,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> channel_attention_bwd
   at::Tensor dq = at::empty(q.sizes(), q.options());
   at::Tensor dk = at::empty(q.sizes(), q.options());
   at::Tensor dv = at::empty(q.sizes(), q.options());
-  // one partial dtemperature per part, summed at the end
-  at::Tensor partials = at::zeros({WorkQueue::parts_for(l.num_groups())}, q.options());
+  at::Tensor dtemperature = at::empty(temperature.sizes(), q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "channel_attention_bwd", [&] {
     auto a = channel_bwd_args<scalar_t, scalar_t>(l, grad_out, q, k, v, t, attn, rq, rk, dq, dk,
                                                   dv);
-    a.dtemperature = partials.data_ptr<scalar_t>();
+    const PartialSums<scalar_t> partials(WorkQueue::parts_for(l.num_groups()), 1);
+    a.dtemperature = partials.data();
     run_kernel(kernels<scalar_t>().channel_backward, a, l.num_groups());
+    partials.sum_into(dtemperature.data_ptr<scalar_t>());
   });
-  return {dq, dk, dv, partials.sum().reshape(temperature.sizes())};
+  return {dq, dk, dv, dtemperature};
 }
 
 }  // namespace

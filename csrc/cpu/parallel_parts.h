@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernel_table.h"
 
@@ -36,6 +37,37 @@ void run_kernel(void (*kernel)(const Args&, WorkQueue&), const Args& args, int64
                      for (int64_t w = first; w < last; ++w) kernel(args, queue);
                    });
 }
+
+// The per-part partial sums of a reduced gradient (see kernel_table.h): `parts` zeroed rows of
+// `size` elements, kept by the calling thread between calls (a fresh allocation would page-fault
+// on every call), then summed in part order.
+template <typename T>
+class PartialSums {
+ public:
+  PartialSums(int64_t parts, int64_t size) : parts_(parts), size_(size) {
+    thread_local std::vector<T> memory;
+    if (int64_t(memory.size()) < parts * size) memory.resize(parts * size);
+    data_ = memory.data();
+    std::fill_n(data_, parts * size, T(0));
+  }
+  PartialSums(const PartialSums&) = delete;
+  PartialSums& operator=(const PartialSums&) = delete;
+  T* data() const { return data_; }
+  // out[i] = sum of the parts' element i, parts in order (the same sum whatever the thread count).
+  void sum_into(T* out) const {
+    at::parallel_for(0, size_, 1024, [&](int64_t begin, int64_t end) {
+      std::copy(data_ + begin, data_ + end, out + begin);
+      for (int64_t p = 1; p < parts_; ++p) {
+        const T* part = data_ + p * size_;
+        for (int64_t i = begin; i < end; ++i) out[i] += part[i];
+      }
+    });
+  }
+
+ private:
+  int64_t parts_, size_;
+  T* data_;
+};
 
 }  // namespace cpu
 }  // namespace asid

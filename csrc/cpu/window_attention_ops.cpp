@@ -43,15 +43,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> window_attention_bwd(
   at::Tensor dq = at::empty(q.sizes(), q.options());
   at::Tensor dk = at::empty(q.sizes(), q.options());
   at::Tensor dv = at::empty(q.sizes(), q.options());
-  // one (n, n) partial dbias per part, summed at the end
-  at::Tensor partials =
-      at::zeros({bias.defined() ? WorkQueue::parts_for(l.num_groups()) : 1, n, n}, q.options());
+  at::Tensor dbias =
+      bias.defined() ? at::empty({n, n}, q.options()) : at::zeros({n, n}, q.options());
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "window_attention_bwd", [&] {
     auto a = window_bwd_args<scalar_t>(l, grad_out, grad_attn, q, k, v, attn, scale, dq, dk, dv);
-    a.dbias = bias.defined() ? partials.data_ptr<scalar_t>() : nullptr;
+    if (!bias.defined()) return run_kernel(kernels<scalar_t>().window_backward, a, l.num_groups());
+    const PartialSums<scalar_t> partials(WorkQueue::parts_for(l.num_groups()), n * n);
+    a.dbias = partials.data();
     run_kernel(kernels<scalar_t>().window_backward, a, l.num_groups());
+    partials.sum_into(dbias.data_ptr<scalar_t>());
   });
-  return {dq, dk, dv, partials.sum(0)};
+  return {dq, dk, dv, dbias};
 }
 
 at::Tensor shared_window_attention_fwd(const at::Tensor& attn_in, const at::Tensor& v,
