@@ -2,11 +2,12 @@
 // (baseline x86-64 / AVX2+FMA), chosen once at run time from the CPU's features.
 //
 // Each worker thread calls a kernel once with the op's arguments (see common/op_args.h) and a
-// shared WorkQueue; the kernel allocates its scratch tiles, then takes parts of the group range
-// until none is left (dynamic balancing: a worker slowed down by other load takes fewer parts).
-// The reduced gradients (WindowBwdArgs::dbias, ChannelBwdArgs::dtemperature) point at one zeroed
-// partial per part, which the kernel ADDS into; the wrapper sums the partials in part order, so
-// results do not depend on the thread count or the schedule.
+// shared WorkQueue; the kernel takes its scratch tiles (tile_io.h: memory kept by the thread
+// between calls), then takes parts of the group range until none is left (dynamic balancing: a
+// worker slowed down by other load takes fewer parts). The reduced gradients
+// (WindowBwdArgs::dbias, ChannelBwdArgs::dtemperature) point at one zeroed partial per part, which
+// the kernel ADDS into; the wrapper sums the partials in part order (parallel_parts.h:
+// PartialSums), so results do not depend on the thread count or the schedule.
 #pragma once
 
 #include <atomic>
