@@ -46,7 +46,8 @@ void channel_forward(const ChannelFwdArgs<T>& a, WorkQueue& queue) {
                            {1, cp, false}});
   const TileSet<T>&qt = tiles[0], &k = tiles[1], &v = tiles[2];  // k then holds the output
   T *s = tiles[3].data, *at = tiles[4].data, *ss = tiles[5].data;
-  for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
+  for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
+    const int64_t g0 = batch.begin, count = batch.count;
     const GatherTarget<T> inputs[] = {{a.q, T(1), {}, qt}, {a.k, T(1), k, {}}, {a.v, T(1), v, {}}};
     gather(l, g0, count, C, inputs);
     for (int64_t b = 0; b < count; ++b) {
@@ -94,7 +95,8 @@ void channel_backward(const ChannelBwdArgs<T>& a, WorkQueue& queue) {
   // per-channel coefficients of dq = sq * (k bq) - cq * q and dk = sk * (q bk) - ck * k
   T *sq = tiles[13].data, *cq = tiles[14].data, *sk = tiles[15].data, *ck = tiles[16].data;
   const T unclamped_limit = T(1) / T(kNormEps);  // r < this <=> the norm was not clamped
-  for_each_batch(queue, tiles.batch(), [&](int64_t part, int64_t g0, int64_t count) {
+  for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
+    const int64_t part = batch.part, g0 = batch.begin, count = batch.count;
     const GatherTarget<T> inputs[] = {{a.q, T(1), q, qt}, {a.k, T(1), k, {}}, {a.v, T(1), v, {}},
                                       {a.grad_out, T(1), go, got}};
     gather(l, g0, count, C, inputs);

@@ -1,7 +1,8 @@
 // Vectorised building blocks of the CPU kernels: 32-byte SIMD vectors (GCC/Clang vector
 // extensions, lowered to whatever the translation unit's target provides) with partial loads and
-// stores and horizontal sums, cache-line-aligned scratch vectors, row-major tile products, the
-// float exponential, and the row operations of the softmax and its backward.
+// stores and horizontal sums, cache-line-aligned scratch vectors, row-major tile products (which
+// drive a LinePrefetcher, line_prefetch.h), the float exponential, and the row operations of the
+// softmax and its backward.
 //
 // Included only by cpu/kernels_impl.h and cpu/fused_kernels_impl.h, inside the per-ISA namespace
 // asid::cpu::ASID_CPU_ISA, so the baseline and AVX2 builds of these inline functions never meet
@@ -18,6 +19,8 @@
 // memory and clobber every vector register of the caller's loop (GCC's inliner gives up on them
 // inside the larger kernels).
 #define ASID_VEC_INLINE inline __attribute__((always_inline))
+
+#include "line_prefetch.h"
 
 namespace asid {
 namespace cpu {
@@ -152,41 +155,10 @@ ASID_VEC_INLINE T hsum(vec_t<T> v) {
   return hsum_lanes(v);
 }
 
-// Memory that the next window will read (its attention matrix and gradient), brought into cache
-// a line at a time from inside the current window's products: gemm_block asks for one line every
-// kPrefetchEvery steps of its inner loop, so the lines arrive while the products compute instead
-// of stalling the next window's products, which read them in column strips (measured on the
-// backward with 64 x 64 windows: ~2 us less per window and matrix; a burst of prefetches before
-// the products gained nothing). Up to two ranges, fetched in order.
-class LinePrefetcher {
- public:
-  static constexpr int kPrefetchEvery = 8;
-  // first (then second, if not null) [p, p + bytes_each) replace what is left to fetch.
-  void set(const void* first, const void* second, int64_t bytes_each) {
-    next_[0] = static_cast<const char*>(first);
-    end_[0] = next_[0] + bytes_each;
-    next_[1] = static_cast<const char*>(second);
-    end_[1] = second ? next_[1] + bytes_each : nullptr;
-  }
-  void clear() { next_[0] = end_[0] = next_[1] = end_[1] = nullptr; }
-  ASID_VEC_INLINE void step() {
-    for (int i = 0; i < 2; ++i)
-      if (next_[i] < end_[i]) {
-        __builtin_prefetch(next_[i], 0, 3);
-        next_[i] += 64;
-        return;
-      }
-  }
-
- private:
-  const char* next_[2] = {};
-  const char* end_[2] = {};
-};
-
 // C[M x N] = C0 + op(A) B with op(A) = A (M x K, row stride lda) or, when TA, A^T (A stored
 // K x M). B (K x N), C and C0 row-major; C0 null (zeros), C itself, or another matrix with N
 // readable columns per row (stride ldc0); N a multiple of the vector width. Register block: RB
-// rows x NV vectors of C. pf (may be null) is stepped along the way.
+// rows x NV vectors of C. pf (may be null) fetches a few lines first (see line_prefetch.h).
 template <bool TA, int RB, int NV, typename T>
 inline void gemm_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                        int64_t ldc, const T* C0, int64_t ldc0, LinePrefetcher* pf) {
@@ -195,8 +167,9 @@ inline void gemm_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t l
   V c[RB][NV];
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) c[r][v] = C0 ? vload(C0 + r * ldc0 + v * L) : V{};
+  constexpr int every = LinePrefetcher::kPrefetchEvery;
+  if (pf) pf->fetch(int((K + every - 1) / every));
   for (int64_t k = 0; k < K; ++k) {
-    if (pf && k % LinePrefetcher::kPrefetchEvery == 0) pf->step();
     V b[NV];
     for (int v = 0; v < NV; ++v) b[v] = vload(B + k * ldb + v * L);
     for (int r = 0; r < RB; ++r) {

@@ -4,7 +4,8 @@
 // Tiles per window (n = w*w tokens, d channels, np/dp padded to 8): row tiles (n x dp) hold one
 // token per row, transposed tiles (d x np) one channel per row, so every product is a row-major
 // gemm (or gemm_at) with the vectorised dimension last. Windows are processed in batches (see
-// tile_io.h).
+// tile_io.h); the products prefetch what comes next (line_prefetch.h): the next batch's pixels,
+// this batch's outputs and, in the backward, the next window's attention matrix and gradient.
 #pragma once
 
 #include "../common/op_args.h"
@@ -20,17 +21,23 @@ template <typename T>
 void window_forward(const WindowFwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 4> tiles({{n, dp}, {d, np}, {n, dp}, {n, np, false}});
+  const Tiles<T, 4> tiles({{n, dp}, {d, np}, {n, dp}, {n, np, false}}, kPrefetchingTileBudget);
   const TileSet<T>&qs = tiles[0], &kt = tiles[1], &v = tiles[2];  // qs then holds the output
   T* s = tiles[3].data;
-  for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
+  const MapView<const T>* const sources[] = {&a.q, &a.k, &a.v};
+  const MapView<T>* const targets[] = {&a.out};
+  BatchPixelPrefetch pixels(l, d, sources, targets);
+  LinePrefetcher pf;
+  for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
+    const int64_t g0 = batch.begin, count = batch.count;
     const GatherTarget<T> inputs[] = {{a.q, T(a.scale), qs, {}}, {a.k, T(1), {}, kt},
                                       {a.v, T(1), v, {}}};
     gather(l, g0, count, d, inputs);
+    pixels.start(batch, pf);
     for (int64_t b = 0; b < count; ++b) {
       T* p = a.attn + (g0 + b) * n * n;
-      scores_softmax(n, d, qs.at(b), dp, kt.at(b), np, a.bias, p, s);
-      gemm(n, dp, n, p, n, v.at(b), dp, qs.at(b), dp);
+      scores_softmax(n, d, qs.at(b), dp, kt.at(b), np, a.bias, p, s, &pf);
+      gemm(n, dp, n, p, n, v.at(b), dp, qs.at(b), dp, nullptr, 0, &pf);
     }
     const ScatterSource<T> outputs[] = {{a.out, T(1), qs}};
     scatter(l, g0, count, d, outputs);
@@ -43,30 +50,38 @@ template <typename T>
 void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 7> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false}});
+  const Tiles<T, 7> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false}},
+                          kPrefetchingTileBudget);
   const TileSet<T>&qs = tiles[0], &k = tiles[1], &vt = tiles[2], &go = tiles[3];  // go then dQ
   const TileSet<T>&dv = tiles[4], &dk = tiles[5];
   T* ds = tiles[6].data;
-  LinePrefetcher next;
-  for_each_batch(queue, tiles.batch(), [&](int64_t part, int64_t g0, int64_t count) {
+  const MapView<const T>* const sources[] = {&a.q, &a.k, &a.v, &a.grad_out};
+  const MapView<T>* const targets[] = {&a.dq, &a.dk, &a.dv};
+  BatchPixelPrefetch pixels(l, d, sources, targets);
+  LinePrefetcher pf;
+  for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
+    const int64_t g0 = batch.begin, count = batch.count;
     const GatherTarget<T> inputs[] = {{a.q, T(a.scale), qs, {}}, {a.k, T(1), k, {}},
                                       {a.v, T(1), {}, vt}, {a.grad_out, T(1), go, {}}};
     gather(l, g0, count, d, inputs);
+    pixels.start(batch, pf);
     for (int64_t b = 0; b < count; ++b) {
       const int64_t g = g0 + b;
       const T* p = a.attn + g * n * n;
-      // the next window's matrices come in while this one computes: read in column strips from
-      // memory, they would stall the products (measured: ~2 us per 64 x 64 window each)
-      if (g + 1 < l.num_groups())
-        next.set(p + n * n, a.grad_attn ? a.grad_attn + (g + 1) * n * n : nullptr,
-                 n * n * sizeof(T));
-      gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &next);
       const T* grad_attn = a.grad_attn ? a.grad_attn + g * n * n : nullptr;
+      ByteRun next[2];  // the next window's matrices, which the products read in column strips
+      const int64_t after = batch.after(g);
+      if (after >= 0) {
+        next[0] = byte_run(a.attn + after * n * n, n * n);
+        if (grad_attn) next[1] = byte_run(a.grad_attn + after * n * n, n * n);
+        pf.next_window.set(next, grad_attn ? 2 : 1);
+      }
+      gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &pf);
       softmax_grad(n, d, go.at(b), dp, vt.at(b), np, grad_attn, p, ds,
-                   a.dbias ? a.dbias + part * n * n : nullptr, &next);
-      gemm(n, dp, n, ds, np, k.at(b), dp, go.at(b), dp, nullptr, 0, &next);
-      gemm_at(n, dp, n, ds, np, qs.at(b), dp, dk.at(b), dp, nullptr, 0, &next);
-      next.clear();
+                   a.dbias ? a.dbias + batch.part * n * n : nullptr, &pf);
+      gemm(n, dp, n, ds, np, k.at(b), dp, go.at(b), dp, nullptr, 0, &pf);
+      gemm_at(n, dp, n, ds, np, qs.at(b), dp, dk.at(b), dp, nullptr, 0, &pf);
+      pf.next_window.clear();
     }
     const ScatterSource<T> outputs[] = {{a.dq, T(a.scale), go}, {a.dk, T(1), dk}, {a.dv, T(1), dv}};
     scatter(l, g0, count, d, outputs);
@@ -77,13 +92,19 @@ template <typename T>
 void shared_forward(const SharedFwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, dp = pad8(d);
-  const Tiles<T, 2> tiles({{n, dp}, {n, dp}});
+  const Tiles<T, 2> tiles({{n, dp}, {n, dp}}, kPrefetchingTileBudget);
   const TileSet<T>&v = tiles[0], &o = tiles[1];
-  for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
+  const MapView<const T>* const sources[] = {&a.v};
+  const MapView<T>* const targets[] = {&a.out};
+  BatchPixelPrefetch pixels(l, d, sources, targets);
+  LinePrefetcher pf;
+  for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
+    const int64_t g0 = batch.begin, count = batch.count;
     const GatherTarget<T> inputs[] = {{a.v, T(1), v, {}}};
     gather(l, g0, count, d, inputs);
+    pixels.start(batch, pf);
     for (int64_t b = 0; b < count; ++b)
-      gemm(n, dp, n, a.attn + (g0 + b) * n * n, n, v.at(b), dp, o.at(b), dp);
+      gemm(n, dp, n, a.attn + (g0 + b) * n * n, n, v.at(b), dp, o.at(b), dp, nullptr, 0, &pf);
     const ScatterSource<T> outputs[] = {{a.out, T(1), o}};
     scatter(l, g0, count, d, outputs);
   });
@@ -94,25 +115,34 @@ template <typename T>
 void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
   const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
-  const Tiles<T, 4> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}});
+  const Tiles<T, 4> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}}, kPrefetchingTileBudget);
   const TileSet<T>&vt = tiles[0], &go = tiles[1], &dv = tiles[2];
   T* dattn = tiles[3].data;
-  LinePrefetcher next;
-  for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
+  const MapView<const T>* const sources[] = {&a.v, &a.grad_out};
+  const MapView<T>* const targets[] = {&a.dv};
+  BatchPixelPrefetch pixels(l, d, sources, targets);
+  LinePrefetcher pf;
+  for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
+    const int64_t g0 = batch.begin, count = batch.count;
     const GatherTarget<T> inputs[] = {{a.v, T(1), {}, vt}, {a.grad_out, T(1), go, {}}};
     gather(l, g0, count, d, inputs);
+    pixels.start(batch, pf);
     for (int64_t b = 0; b < count; ++b) {
       const int64_t offset = (g0 + b) * n * n;
-      if (g0 + b + 1 < l.num_groups())  // see window_backward
-        next.set(a.attn + offset + n * n, nullptr, n * n * sizeof(T));
+      ByteRun next;  // see window_backward
+      const int64_t after = batch.after(g0 + b);
+      if (after >= 0) {
+        next = byte_run(a.attn + after * n * n, n * n);
+        pf.next_window.set(&next, 1);
+      }
       if (n == np) {  // rows of whole vectors: straight into the output
-        gemm(n, np, d, go.at(b), dp, vt.at(b), np, a.dattn + offset, n, nullptr, 0, &next);
+        gemm(n, np, d, go.at(b), dp, vt.at(b), np, a.dattn + offset, n, nullptr, 0, &pf);
       } else {
-        gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np, nullptr, 0, &next);
+        gemm(n, np, d, go.at(b), dp, vt.at(b), np, dattn, np, nullptr, 0, &pf);
         copy_matrix(dattn, np, n, n, a.dattn + offset, n);
       }
-      gemm_at(n, dp, n, a.attn + offset, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &next);
-      next.clear();
+      gemm_at(n, dp, n, a.attn + offset, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &pf);
+      pf.next_window.clear();
     }
     const ScatterSource<T> outputs[] = {{a.dv, T(1), dv}};
     scatter(l, g0, count, d, outputs);
