@@ -110,6 +110,23 @@ def test_shared_window_attention_matches_reference(mode, window, d, dtype):
     compare(*results, dtype, ["out", "dattn", "dv"])
 
 
+@pytest.mark.parametrize("d", [12, 36])
+@pytest.mark.parametrize("mode", ["meso", "global"])
+def test_window_kernels_with_several_batches_per_part(mode, d):
+    """768 windows: 64 parts of 12, each several batches (d = 12: forward batches of 5, backward
+    of 2, shared ones of 8), so every thread moves from batch to batch and part to part (the
+    next part is taken when a part's last batch starts)."""
+    case = window_case(b=2, h=192, w=128, d=d, seed=6)
+    compare(run_window("cpu", case, mode), run_window("reference", case, mode), torch.float32,
+            ["out", "attn", "dqkv", "dbias"])
+    attn = case[3].softmax(-1).requires_grad_()  # any row-stochastic (768, 64, 64) matrix
+    results = []
+    for backend in ("cpu", "reference"):
+        out = ops.shared_window_attention(attn, case[0][..., :d], mode=mode, backend=backend)
+        results.append([out, *torch.autograd.grad(out, (attn, case[0]), case[2])])
+    compare(*results, torch.float32, ["out", "dattn", "dv"])
+
+
 def channel_case(b=2, h=16, w=24, c=48, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, h, w, 3 * c, dtype=dtype, generator=g).requires_grad_()
