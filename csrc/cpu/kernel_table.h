@@ -4,7 +4,8 @@
 // Each worker thread calls a kernel once with the op's arguments (see common/op_args.h) and a
 // shared WorkQueue; the kernel takes its scratch tiles (tile_io.h: memory kept by the thread
 // between calls), then takes parts of the group range until none is left (dynamic balancing: a
-// worker slowed down by other load takes fewer parts). The reduced gradients
+// worker slowed down by other load takes fewer parts; tile_io.h's for_each_batch takes the next
+// part when the last batch of the current one starts). The reduced gradients
 // (WindowBwdArgs::dbias, ChannelBwdArgs::dtemperature) point at one zeroed partial per part, which
 // the kernel ADDS into; the wrapper sums the partials in part order (parallel_parts.h:
 // PartialSums), so results do not depend on the thread count or the schedule.

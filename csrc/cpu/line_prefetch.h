@@ -6,9 +6,9 @@
 //
 // Measured on the window kernels (d = 36, 64 x 64 windows): the next window's attention matrix
 // and gradient, which the backward's products read in column strips, cost ~2 us per window and
-// matrix without it, and one burst of all their lines before the products gained nothing; the
-// next batch's pixels and this batch's outputs (tile_io.h: BatchPixelPrefetch) make the kernels
-// 3-14% faster with 2 threads (their gathers and scatters otherwise wait on memory).
+// matrix without it, and one burst of all their lines before the products gained nothing;
+// without the next batch's pixels or this batch's outputs (tile_io.h: BatchPixelPrefetch) the
+// kernels were 4-10% and 1-3% slower with 2 threads (their gathers and scatters wait on memory).
 //
 // Included only by cpu/tile_math.h (per-ISA namespace and ASID_VEC_INLINE, see there).
 #pragma once
