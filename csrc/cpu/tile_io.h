@@ -291,6 +291,19 @@ class BatchPixelPrefetch {
   std::vector<ByteRun> runs_;
 };
 
+// The n x n matrices (nn elements each) of the group after g (Batch::after) in the arrays m,
+// null arrays skipped, as runs for LinePrefetcher::next_window (the backward's products read them
+// in column strips); returns their number: 0 after the thread's last group.
+template <typename T, int N>
+inline int64_t next_group_matrices(const Batch& batch, int64_t g, int64_t nn,
+                                   const T* const (&m)[N], ByteRun (&runs)[N]) {
+  const int64_t after = batch.after(g);
+  int64_t count = 0;
+  for (int i = 0; i < N && after >= 0; ++i)
+    if (m[i]) runs[count++] = byte_run(m[i] + after * nn, nn);
+  return count;
+}
+
 // Inverse of a row gather: x[c] = scale * rows.at(t)[m * rows.ld + c], for N maps in one pass.
 template <typename T>
 struct ScatterSource {

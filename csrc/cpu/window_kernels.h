@@ -57,6 +57,7 @@ void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
   T* ds = tiles[6].data;
   const MapView<const T>* const sources[] = {&a.q, &a.k, &a.v, &a.grad_out};
   const MapView<T>* const targets[] = {&a.dq, &a.dk, &a.dv};
+  const T* const matrices[] = {a.attn, a.grad_attn};  // the next window's, prefetched
   BatchPixelPrefetch pixels(l, d, sources, targets);
   LinePrefetcher pf;
   for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
@@ -69,13 +70,8 @@ void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
       const int64_t g = g0 + b;
       const T* p = a.attn + g * n * n;
       const T* grad_attn = a.grad_attn ? a.grad_attn + g * n * n : nullptr;
-      ByteRun next[2];  // the next window's matrices, which the products read in column strips
-      const int64_t after = batch.after(g);
-      if (after >= 0) {
-        next[0] = byte_run(a.attn + after * n * n, n * n);
-        if (grad_attn) next[1] = byte_run(a.grad_attn + after * n * n, n * n);
-        pf.next_window.set(next, grad_attn ? 2 : 1);
-      }
+      ByteRun next[2];
+      pf.next_window.set(next, next_group_matrices(batch, g, n * n, matrices, next));
       gemm_at(n, dp, n, p, n, go.at(b), dp, dv.at(b), dp, nullptr, 0, &pf);
       softmax_grad(n, d, go.at(b), dp, vt.at(b), np, grad_attn, p, ds,
                    a.dbias ? a.dbias + batch.part * n * n : nullptr, &pf);
@@ -120,6 +116,7 @@ void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
   T* dattn = tiles[3].data;
   const MapView<const T>* const sources[] = {&a.v, &a.grad_out};
   const MapView<T>* const targets[] = {&a.dv};
+  const T* const matrices[] = {a.attn};  // the next window's, prefetched
   BatchPixelPrefetch pixels(l, d, sources, targets);
   LinePrefetcher pf;
   for_each_batch(queue, tiles.batch(), [&](const Batch& batch) {
@@ -129,12 +126,8 @@ void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
     pixels.start(batch, pf);
     for (int64_t b = 0; b < count; ++b) {
       const int64_t offset = (g0 + b) * n * n;
-      ByteRun next;  // see window_backward
-      const int64_t after = batch.after(g0 + b);
-      if (after >= 0) {
-        next = byte_run(a.attn + after * n * n, n * n);
-        pf.next_window.set(&next, 1);
-      }
+      ByteRun next[1];
+      pf.next_window.set(next, next_group_matrices(batch, g0 + b, n * n, matrices, next));
       if (n == np) {  // rows of whole vectors: straight into the output
         gemm(n, np, d, go.at(b), dp, vt.at(b), np, a.dattn + offset, n, nullptr, 0, &pf);
       } else {
