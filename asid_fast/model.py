@@ -16,9 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from . import ops
-from .ops.conv_chain import conv_chain
-from .ops.dispatch import BACKENDS
-from .ops.linear import linear
+from .ops import BACKENDS, conv_chain, linear
 from .reference import model as R
 
 

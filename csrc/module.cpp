@@ -1,18 +1,22 @@
-// The Python module asid_fast._C. Loading it registers every operator of the shared library;
-// it also exposes how it was built and which CPU instruction set the kernels use.
+// The Python module asid_fast._C. Loading it registers the kernels of every operator (the
+// schemas come from asid_fast.ops); it also tells how it was built and which CPU instruction
+// set the kernels use.
 #include <torch/extension.h>
 
-#include "cpu/kernel_table.h"
+#include "cpu/isa.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "asid_fast compiled operators (registered in torch.ops.asid_fast)";
+  m.doc() = "asid_fast compiled kernels (registered for the ops in torch.ops.asid_fast)";
 #ifdef ASID_FAST_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else
   m.attr("built_with_cuda") = false;
 #endif
-  m.def("cpu_isa", &asid::cpu::active_isa,
-        "Instruction set of the CPU kernels in use: 'avx2' (AVX2+FMA) or 'baseline'.");
+  std::vector<std::string> isas(std::begin(asid::cpu::kIsaNames), std::end(asid::cpu::kIsaNames));
+  m.attr("cpu_isas") = isas;
+  m.def("cpu_isa", [] { return std::string(asid::cpu::kIsaNames[asid::cpu::active_isa()]); },
+        "Instruction set of the CPU kernels in use.");
   m.def("set_cpu_isa", &asid::cpu::set_isa, pybind11::arg("name"),
-        "Force 'baseline' or 'avx2' CPU kernels, or 'auto'; returns the set in use.");
+        "Use the named CPU kernels (one of cpu_isas; error if the CPU lacks it), or 'auto'; "
+        "returns the set in use.");
 }

@@ -1,21 +1,7 @@
-"""Triton kernels of asid_fast (shipped as ``asid_fast.kernels``): fused window attention,
-shared-attention apply and channel attention, each with a launcher that takes the kernel to run
-(bare, or wrapped by ``torch.library.wrap_triton``). ``.ops`` registers them as operators
-(imported by ``asid_fast.ops.backends.triton``)."""
-from .channel_attention import (channel_attention_bwd, channel_attention_bwd_kernel,
-                                channel_attention_bwd_outputs, channel_attention_fwd,
-                                channel_attention_fwd_kernel, channel_attention_fwd_outputs)
-from .window_attention import (shared_window_attention_bwd, shared_window_attention_bwd_outputs,
-                               shared_window_attention_fwd, window_attention_bwd,
-                               window_attention_bwd_kernel, window_attention_bwd_outputs,
-                               window_attention_fwd, window_attention_fwd_kernel,
-                               window_attention_fwd_outputs)
-
-__all__ = [
-    "channel_attention_bwd", "channel_attention_bwd_kernel", "channel_attention_bwd_outputs",
-    "channel_attention_fwd", "channel_attention_fwd_kernel", "channel_attention_fwd_outputs",
-    "shared_window_attention_bwd", "shared_window_attention_bwd_outputs",
-    "shared_window_attention_fwd", "window_attention_bwd", "window_attention_bwd_kernel",
-    "window_attention_bwd_outputs", "window_attention_fwd", "window_attention_fwd_kernel",
-    "window_attention_fwd_outputs",
-]
+"""Triton kernels of asid_fast, shipped as ``asid_fast.kernels`` (the folder sits at the top of
+the repository; pyproject.toml maps it). One module per op family (window attention and the
+shared-attention apply, channel attention, layer norm, depthwise 3x3 convolution) with its
+kernels and one launcher per operator, named after it; :mod:`asid_fast.ops` registers the
+operators ``asid_fast::triton_<name>`` and calls the launchers. ``tiles`` holds the shared index
+arithmetic. Nothing here imports ``asid_fast.ops``.
+"""

@@ -11,7 +11,8 @@ One program per group; the group's pixels are visited in blocks of BLOCK_M (n is
 "cell", e.g. 920 at 184x320), channels padded to a power of two >= 16 (48 -> 64). The forward
 stores A and the inverse norms (float32, float64 for float64 inputs) for the backward.
 
-Every launcher takes the kernel to launch first: bare, or ``torch.library.wrap_triton(kernel)``.
+The launchers take the arguments of the operators ``asid_fast::triton_channel_attention_*``
+(:mod:`asid_fast.ops.channel_attention`, which registers them) and return fresh outputs.
 """
 from __future__ import annotations
 
@@ -154,33 +155,33 @@ def channel_attention_fwd_outputs(q: torch.Tensor, mode: str, window: int):
 
 
 def channel_attention_bwd_outputs(q: torch.Tensor, temperature: torch.Tensor):
-    """Empty dq, dk, dv (q's shape and dtype, contiguous) and dtemperature (one element)."""
-    return fresh_map(q), fresh_map(q), fresh_map(q), temperature.new_empty((1,))
+    """Empty dq, dk, dv (q's shape and dtype, contiguous) and dtemperature (temperature's
+    shape)."""
+    return fresh_map(q), fresh_map(q), fresh_map(q), temperature.new_empty(temperature.shape)
 
 
-def channel_attention_fwd(kernel, q, k, v, temperature, mode: str, window: int):
-    """(out, attn, rq, rk); ``kernel`` is channel_attention_fwd_kernel (maybe wrapped)."""
+def channel_attention_fwd(q, k, v, temperature, mode: str, window: int):
+    """(out, attn, rq, rk)."""
     out, attn, rq, rk = channel_attention_fwd_outputs(q, mode, window)
     grid = pixel_grid(q.shape[1], q.shape[2], window, mode)
-    kernel[(attn.shape[0],)](
+    channel_attention_fwd_kernel[(attn.shape[0],)](
         q, k, v, temperature, out, attn, rq, rk,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(out),
         *grid.kernel_args(), grid.members, **_tiles(q.shape[-1], grid.members), num_warps=4)
     return out, attn, rq, rk
 
 
-def channel_attention_bwd(kernel, grad_out, q, k, v, temperature, attn, rq, rk, mode: str,
-                          window: int):
-    """(dq, dk, dv, dtemperature); ``kernel`` is channel_attention_bwd_kernel (maybe wrapped)."""
+def channel_attention_bwd(grad_out, q, k, v, temperature, attn, rq, rk, mode: str, window: int):
+    """(dq, dk, dv, dtemperature)."""
     dq, dk, dv, dtemperature = channel_attention_bwd_outputs(q, temperature)
     groups = attn.shape[0]
     partials = q.new_empty((groups,), dtype=accumulator_dtype(q.dtype))
     grid = pixel_grid(q.shape[1], q.shape[2], window, mode)
-    kernel[(groups,)](
+    channel_attention_bwd_kernel[(groups,)](
         grad_out, q, k, v, temperature, attn.contiguous(), rq.contiguous(), rk.contiguous(),
         dq, dk, dv, partials,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(grad_out),
         *map_strides(dq), *grid.kernel_args(), grid.members,
         **_tiles(q.shape[-1], grid.members), num_warps=8)
-    dtemperature.copy_(partials.sum().reshape(1))
+    dtemperature.copy_(partials.sum().reshape(temperature.shape))
     return dq, dk, dv, dtemperature

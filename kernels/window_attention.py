@@ -8,8 +8,8 @@ window (w*w <= 128 tokens) is one tile: a full softmax, no online rescaling. Tok
 are padded to powers of two >= 16 with masks; products and softmax run in float32 (float64 for
 float64 inputs), matrix-product operands in the input dtype.
 
-Every launcher takes the kernel to launch as its first argument: the bare kernel (eager, or
-the interpreter) or ``torch.library.wrap_triton(kernel)`` (traceable by torch.compile).
+The launchers take the arguments of the operators ``asid_fast::triton_<name>``
+(:mod:`asid_fast.ops.window_attention`, which registers them) and return fresh outputs.
 """
 from __future__ import annotations
 
@@ -148,34 +148,33 @@ def shared_window_attention_bwd_outputs(attn: torch.Tensor, v: torch.Tensor):
     return fresh_map(attn), fresh_map(v)
 
 
-def window_attention_fwd(kernel, q, k, v, bias, mode: str, window: int, scale: float):
-    """(out, attn); ``kernel`` is window_attention_fwd_kernel (maybe wrapped)."""
+def window_attention_fwd(q, k, v, bias, mode: str, window: int, scale: float):
+    """(out, attn)."""
     out, attn = window_attention_fwd_outputs(q, window)
     grid = pixel_grid(q.shape[1], q.shape[2], window, mode)
     has_bias = bias is not None
-    kernel[(attn.shape[0],)](
+    window_attention_fwd_kernel[(attn.shape[0],)](
         q, k, v, bias.contiguous() if has_bias else q, _scale_tensor(scale, q.device), attn, out,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(out), *grid.kernel_args(),
         **_tiles(window, q.shape[-1]), HAS_BIAS=has_bias, COMPUTE_ATTN=True, num_warps=4)
     return out, attn
 
 
-def shared_window_attention_fwd(kernel, attn, v, mode: str, window: int):
-    """out = attn applied to v per window; ``kernel`` is window_attention_fwd_kernel (maybe
-    wrapped)."""
+def shared_window_attention_fwd(attn, v, mode: str, window: int):
+    """out = attn applied to v per window."""
     out = fresh_map(v)
     attn = attn.contiguous()
     grid = pixel_grid(v.shape[1], v.shape[2], window, mode)
     vs = map_strides(v)
-    kernel[(attn.shape[0],)](
+    window_attention_fwd_kernel[(attn.shape[0],)](
         v, v, v, v, attn, attn, out, *vs, *vs, *vs, *map_strides(out), *grid.kernel_args(),
         **_tiles(window, v.shape[-1]), HAS_BIAS=False, COMPUTE_ATTN=False, num_warps=4)
     return out
 
 
-def window_attention_bwd(kernel, grad_out, grad_attn, q, k, v, attn, bias, mode: str,
-                         window: int, scale: float):
-    """(dq, dk, dv, dbias); ``kernel`` is window_attention_bwd_kernel (maybe wrapped)."""
+def window_attention_bwd(grad_out, grad_attn, q, k, v, attn, bias, mode: str, window: int,
+                         scale: float):
+    """(dq, dk, dv, dbias)."""
     dq, dk, dv, dbias = window_attention_bwd_outputs(q, window)
     windows = attn.shape[0]
     has_bias = bias is not None
@@ -184,7 +183,7 @@ def window_attention_bwd(kernel, grad_out, grad_attn, q, k, v, attn, bias, mode:
     partials = q.new_empty((programs, n, n), dtype=accumulator_dtype(q.dtype)) if has_bias else dq
     has_grad_attn = grad_attn is not None
     grid = pixel_grid(q.shape[1], q.shape[2], window, mode)
-    kernel[(programs,)](
+    window_attention_bwd_kernel[(programs,)](
         grad_out, grad_attn.contiguous() if has_grad_attn else grad_out, q, k, v,
         attn.contiguous(), _scale_tensor(scale, q.device), dq, dk, dv, dv, partials,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(grad_out),
@@ -197,13 +196,13 @@ def window_attention_bwd(kernel, grad_out, grad_attn, q, k, v, attn, bias, mode:
     return dq, dk, dv, dbias
 
 
-def shared_window_attention_bwd(kernel, grad_out, attn, v, mode: str, window: int):
-    """(dattn, dv); ``kernel`` is window_attention_bwd_kernel (maybe wrapped)."""
+def shared_window_attention_bwd(grad_out, attn, v, mode: str, window: int):
+    """(dattn, dv)."""
     dattn, dv = shared_window_attention_bwd_outputs(attn, v)
     windows = attn.shape[0]
     grid = pixel_grid(v.shape[1], v.shape[2], window, mode)
     vs = map_strides(v)
-    kernel[(windows,)](
+    window_attention_bwd_kernel[(windows,)](
         grad_out, grad_out, v, v, v, attn.contiguous(), v, dv, dv, dv, dattn, dv,
         *vs, *vs, *vs, *map_strides(grad_out), *map_strides(dv), *grid.kernel_args(), windows,
         **_tiles(window, v.shape[-1]), HAS_GRAD_ATTN=False, HAS_BIAS=False, SHARED=True,

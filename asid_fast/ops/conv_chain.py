@@ -2,37 +2,33 @@
 (B, H, W, K) maps:
 
     a   = LayerNorm(x) if norm else x
-    p   = a W_in^T (+ b_in), then GELU if gelu_in                 (n_in channels)
+    p   = a W_inᵀ (+ b_in), then GELU if gelu_in                 (n_in channels)
     m   = epilogue(dwconv3x3(p, w_dw) (+ b_dw)), or p if w_dw is None  ("none" | "gelu" | "gate")
-    out = x + m W_out^T if w_out is given, else m
+    out = x + m W_outᵀ if w_out is given, else m
 
 It is the gated FFN (norm, project_in, dwconv, gate, project_out, residual), the head of the
 local module (conv, GELU, dwconv, GELU), the q/k/v projection of channel attention (norm, 1x1,
 dwconv) and that of spatial attention (norm, 1x1).
 
-On CPU tensors with the extension built, and when no gradient is needed, the whole chain runs as
-one operator, ``asid_fast::fused_conv_chain_fwd(Tensor x, Tensor? norm_weight, Tensor? norm_bias,
-float eps, Tensor w_in, Tensor? b_in, bool gelu_in, Tensor? w_dw, Tensor? b_dw, str epilogue,
-Tensor? w_out) -> Tensor``: it streams the image row by row, keeping the 1x1 output of the three
-rows under the 3x3 kernel in a ring buffer, so no intermediate map touches memory. Its autograd
-recomputes through the composition below (used by the model only where nothing needs a
-gradient: training runs the composition, which saves its activations).
-
-Everywhere else the chain is the composition of the fused ops (:func:`layer_norm`,
-:func:`depthwise_conv3x3`) and matmuls, on the requested backend; with ``backend="reference"``
-it is exactly what the reference model computes.
+Operator ``asid_fast::conv_chain_fwd(x, norm_weight?, norm_bias?, eps, w_in, b_in?, gelu_in,
+w_dw?, b_dw?, epilogue, w_out?) -> out`` (CPU kernels of the extension): it streams the image
+row by row, keeping the 1x1 output of the three rows under the 3x3 kernel in a ring buffer, so
+no intermediate map touches memory. Its autograd recomputes through the composition (the model
+calls it only where nothing needs a gradient: training runs the composition, which saves its
+activations). Everywhere else the chain is the composition of the fused ops
+(:func:`layer_norm`, :func:`depthwise_conv3x3`) and matmuls on the requested backend; with
+``backend="reference"`` it is exactly what the reference model computes.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from . import _fused_dispatch
-from .depthwise_conv import depthwise_conv3x3
-from .dispatch import BACKENDS
+from ._registry import OpDef, compiled_backend, define
+from .depthwise_conv3x3 import depthwise_conv3x3
 from .layer_norm import layer_norm
 
-FAMILY = "fused_conv_chain"
+FAMILY = "conv_chain"
 
 
 def composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_out, backend):
@@ -50,35 +46,55 @@ def composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_ou
     return out.view(x.shape)
 
 
+def _op_composition(backend):
+    """The op's arguments -> the composition on ``backend``."""
+    def run(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out):
+        norm = (norm_weight, norm_bias, eps) if norm_weight is not None else None
+        return composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_out,
+                                   backend)
+    return run
+
+
 def _fake(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out):
     n_mid = w_in.shape[0] // 2 if epilogue == "gate" else w_in.shape[0]
     return x.new_empty((*x.shape[:3], x.shape[3] if w_out is not None else n_mid))
 
 
 def _setup(ctx, inputs, output):
-    x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out = inputs
-    ctx.save_for_backward(x, norm_weight, norm_bias, w_in, b_in, w_dw, b_dw, w_out)
-    ctx.args = (eps, gelu_in, epilogue)
+    ctx.save_for_backward(*(t for t in inputs if isinstance(t, torch.Tensor)))
+    ctx.others = [None if isinstance(t, torch.Tensor) else t for t in inputs]
+    ctx.is_tensor = [isinstance(t, torch.Tensor) for t in inputs]
 
 
-def _backward(ctx, grad):
+def _backward(ops, ctx, grad):
     """Gradients by recomputing the chain as the composition of the compiled ops."""
-    eps, gelu_in, epilogue = ctx.args
-    leaves = [t.detach().requires_grad_() if t is not None else None for t in ctx.saved_tensors]
-    x, nw, nb, w_in, b_in, w_dw, b_dw, w_out = leaves
+    saved = iter(t.detach().requires_grad_() for t in ctx.saved_tensors)
+    args = [next(saved) if is_tensor else other
+            for is_tensor, other in zip(ctx.is_tensor, ctx.others)]
     with torch.enable_grad():
-        out = composed_conv_chain(x, w_in, w_dw, (nw, nb, eps) if nw is not None else None, b_in,
-                                  gelu_in, b_dw, epilogue, w_out, "cpu")
-        present = [t for t in leaves if t is not None]
-        grads = iter(torch.autograd.grad(out, present, grad))
-    dx, dnw, dnb, dw_in, db_in, dw_dw, db_dw, dw_out = (next(grads) if t is not None else None
-                                                        for t in leaves)
-    return dx, dnw, dnb, None, dw_in, db_in, None, dw_dw, db_dw, None, dw_out
+        out = _op_composition("cpu")(*args)
+        present = [a for a, is_tensor in zip(args, ctx.is_tensor) if is_tensor]
+        grads = iter(torch.autograd.grad(out, present, grad, allow_unused=True))
+    return tuple(next(grads) if is_tensor else None for is_tensor in ctx.is_tensor)
 
 
-def register_ops(prefix: str = "") -> None:
-    """Attach the fake kernel and autograd to ``asid_fast::fused_conv_chain_fwd``."""
-    _fused_dispatch.register_op(FAMILY + "_fwd", _fake, _backward, _setup)
+def _flops(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out,
+           **_):
+    pixels = x[0] * x[1] * x[2]
+    n_in = w_in[0]
+    n_mid = n_in // 2 if epilogue == "gate" else n_in
+    return 2 * pixels * (x[3] * n_in + (9 * n_in if w_dw is not None else 0)
+                         + (n_mid * x[3] if w_out is not None else 0))
+
+
+define(OpDef(
+    name="conv_chain_fwd", family=FAMILY, backends=("cpu",),
+    schema="(Tensor x, Tensor? norm_weight, Tensor? norm_bias, float eps, Tensor w_in, "
+           "Tensor? b_in, bool gelu_in, Tensor? w_dw, Tensor? b_dw, str epilogue, "
+           "Tensor? w_out) -> Tensor",
+    fake=_fake, reference=_op_composition("reference"), backward=_backward, setup_context=_setup,
+    flops=_flops,
+))
 
 
 def conv_chain(x, w_in, w_dw, *, norm=None, b_in=None, gelu_in=False, b_dw=None,
@@ -89,20 +105,13 @@ def conv_chain(x, w_in, w_dw, *, norm=None, b_in=None, gelu_in=False, b_dw=None,
     else n_mid) map."""
     if w_dw is None and (epilogue != "none" or b_dw is not None):
         raise ValueError("without w_dw the epilogue must be 'none' and b_dw None")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     tensors = (x, w_in, w_dw, b_in, b_dw, w_out) + (tuple(norm[:2]) if norm is not None else ())
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                  for t in tensors)
-    if needs_grad or x.stride(-1) != 1 or not _fused_dispatch.cpu_op_usable(
-            backend, x.device.type, FAMILY, x.dtype):
+    if (needs_grad or x.stride(-1) != 1
+            or compiled_backend("conv_chain_fwd", backend, x.device.type, x.dtype) is None):
         return composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_out,
                                    backend)
     nw, nb, eps = norm if norm is not None else (None, None, 0.0)
-    return torch.ops.asid_fast.fused_conv_chain_fwd(x, nw, nb, eps, w_in, b_in, gelu_in, w_dw,
-                                                    b_dw, epilogue, w_out)
-
-
-_fused_dispatch.add_register_hook(FAMILY, register_ops)
-if hasattr(torch.ops.asid_fast, FAMILY + "_fwd"):  # extension already loaded (torch imports this
-    register_ops()  # module for the op's fake kernel, see cpu/fused_op_schemas.cpp)
+    return torch.ops.asid_fast.conv_chain_fwd(x, nw, nb, eps, w_in, b_in, gelu_in, w_dw, b_dw,
+                                              epilogue, w_out)

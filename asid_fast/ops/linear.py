@@ -1,27 +1,25 @@
 """Fused per-pixel linear map (ASID's 1x1 convolutions and Linear layers) on channels-last maps:
 
-    out = residual + [x_0 | x_1 | ...] W^T + bias
+    out = residual + [x_0 | x_1 | ...] Wᵀ + bias
 
 The inputs (one to four (B, H, W, k_i) maps with a unit channel stride, e.g. channel slices) are
 concatenated along channels without a copy: the product is split along its reduction. W is
 (N, K), or (B, N, K) with one matrix per image (the local module folds its squeeze-excitation
 scale into its last conv that way). bias (N,) and residual (B, H, W, N) are optional.
 
-On CPU tensors with the extension built it is the operator ``asid_fast::fused_linear_fwd(Tensor[]
-xs, Tensor weight, Tensor? bias, Tensor? residual) -> Tensor``: one pass per image row, the
-bias and residual added as the row is stored (no concatenated input, no separate residual pass).
-Its backward is plain matmuls, registered in C++ (cpu/fused_autograd.cpp). Elsewhere, and for
-``backend="reference"``, the same map is computed with torch.cat, matmul and add.
+Operator ``asid_fast::linear_fwd(xs, weight, bias?, residual?) -> out`` (CPU kernels of the
+extension): one pass per image row, the bias and residual added as the row is stored. Its
+autograd (plain matmuls) is registered in C++ (csrc/ops/autograd.cpp). Elsewhere, and for
+``backend="reference"``, the map is torch.cat, matmul and add.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from . import _fused_dispatch
-from .dispatch import BACKENDS
+from ._registry import OpDef, compiled_backend, define
 
-FAMILY = "fused_linear"
+FAMILY = "linear"
 MAX_INPUTS = 4
 
 
@@ -37,31 +35,27 @@ def composed_linear(xs, weight, bias=None, residual=None):
     return out if residual is None else out + residual
 
 
-def _fake(xs, weight, bias, residual):
-    return xs[0].new_empty((*xs[0].shape[:3], weight.shape[-2]))
+def _flops(xs, weight, *_, **__):
+    b, h, w, _ = xs[0]
+    return 2 * b * h * w * weight[-1] * weight[-2]
 
 
-def register_ops(prefix: str = "") -> None:
-    """Attach the fake kernel to ``asid_fast::fused_linear_fwd`` (its autograd is in C++)."""
-    _fused_dispatch.register_op(FAMILY + "_fwd", _fake)
+define(OpDef(
+    name="linear_fwd", family=FAMILY, backends=("cpu",), cpp_autograd=True,
+    schema="(Tensor[] xs, Tensor weight, Tensor? bias, Tensor? residual) -> Tensor",
+    fake=lambda xs, weight, bias, residual: xs[0].new_empty((*xs[0].shape[:3], weight.shape[-2])),
+    reference=composed_linear, flops=_flops,
+))
 
 
 def linear(xs, weight, bias=None, residual=None, *, backend="auto"):
-    """residual + cat(xs) W^T + bias -> contiguous (B, H, W, N) (see the module docstring)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    """residual + cat(xs) Wᵀ + bias -> contiguous (B, H, W, N) (see the module docstring)."""
     xs = list(xs)
     if not 1 <= len(xs) <= MAX_INPUTS:
         raise ValueError(f"xs must hold 1 to {MAX_INPUTS} maps, got {len(xs)}")
-    fused = (_fused_dispatch.cpu_op_usable(backend, xs[0].device.type, FAMILY,
-                                              xs[0].dtype)
+    fused = (compiled_backend("linear_fwd", backend, xs[0].device.type, xs[0].dtype) is not None
              and all(x.stride(-1) == 1 for x in xs)
              and (residual is None or residual.stride(-1) == 1))
     if not fused:
         return composed_linear(xs, weight, bias, residual)
-    return torch.ops.asid_fast.fused_linear_fwd(xs, weight, bias, residual)
-
-
-_fused_dispatch.add_register_hook(FAMILY, register_ops)
-if hasattr(torch.ops.asid_fast, FAMILY + "_fwd"):  # extension already loaded (torch imports this
-    register_ops()  # module for the op's fake kernel, see cpu/fused_op_schemas.cpp)
+    return torch.ops.asid_fast.linear_fwd(xs, weight, bias, residual)

@@ -5,7 +5,7 @@
 // longer than kMaxRowVectors vectors (windows above 8x8 in float, above 5x5 in double) use the
 // multi-pass row functions of tile_math.h.
 //
-// Included only by cpu/kernels_impl.h (per-ISA namespace, see tile_math.h).
+// Included only by the kernel headers (per-ISA namespace, see tile_math.h).
 #pragma once
 
 #include <cmath>
@@ -195,12 +195,12 @@ inline const T* product_start(const T* m, int64_t n, int64_t ld, T* scratch) {
 
 // P = softmax(Q K^T + bias) over keys: Q (n x d, stride ldq), K^T (d x >= n, stride ldk, zero
 // past column n), bias (n x n) or null; P (n x n, contiguous). The scores go to scratch (n x ldk),
-// their row softmax to P. pf: see gemm_block.
+// their row softmax to P.
 template <typename T>
 inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const T* kt, int64_t ldk,
-                           const T* bias, T* p, T* scratch, LinePrefetcher* pf) {
+                           const T* bias, T* p, T* scratch) {
   const T* start = product_start(bias, n, ldk, scratch);
-  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, start == scratch ? ldk : n, pf);
+  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, start == scratch ? ldk : n);
   if (!with_row_vectors<T>(n, [&](auto nv) {
         softmax_rows_vectorized<decltype(nv)::value>(scratch, ldk, n, n, p);
       }))
@@ -209,13 +209,12 @@ inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const 
 
 // dS = P o (dP - rowsum(P o dP)) with dP = dO V^T + grad_attn: dO (n x d, stride ldo), V^T
 // (d x >= n, stride ldv, zero past column n), P and grad_attn (n x n, contiguous; grad_attn may be
-// null); dS (n x ldv, zero past column n). dbias (n x n), when not null, gets dS added. pf: see
-// gemm_block.
+// null); dS (n x ldv, zero past column n). dbias (n x n), when not null, gets dS added.
 template <typename T>
 inline void softmax_grad(int64_t n, int64_t d, const T* go, int64_t ldo, const T* vt, int64_t ldv,
-                         const T* grad_attn, const T* p, T* ds, T* dbias, LinePrefetcher* pf) {
+                         const T* grad_attn, const T* p, T* ds, T* dbias) {
   const T* start = product_start(grad_attn, n, ldv, ds);
-  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, start, start == ds ? ldv : n, pf);
+  gemm(n, ldv, d, go, ldo, vt, ldv, ds, ldv, start, start == ds ? ldv : n);
   if (with_row_vectors<T>(n, [&](auto nv) {
         softmax_backward_in_registers<decltype(nv)::value>(p, ds, ldv, n, n, dbias);
       }))

@@ -1,20 +1,18 @@
 // Moving pixel groups between channels-last maps and contiguous scratch tiles.
-// Included only by cpu/kernels_impl.h (per-ISA namespace, see tile_math.h).
+// Included only by the kernel headers (per-ISA namespace, see tile_math.h).
 //
 // Kernels work on batches of consecutive groups: their pixels are gathered member by member across
 // the batch, because consecutive groups usually sit side by side in the map (adjacent pixels for
 // "global" windows and "cell" groups, adjacent 8-pixel runs for "meso" windows), which turns
-// scattered single-pixel reads into long sequential runs. Kernels that prefetch (line_prefetch.h)
-// take smaller batches and fetch the pixels of their next batch and the outputs of this one while
-// the products run (BatchPixelPrefetch).
+// scattered single-pixel reads into long sequential runs.
 #pragma once
 
 #include <algorithm>
 #include <vector>
 
-#include "../common/group_layout.h"
-#include "kernel_table.h"
-#include "tile_math.h"
+#include "common/layout.h"
+#include "cpu/tile_math.h"
+#include "cpu/work_queue.h"
 
 namespace asid {
 namespace cpu {
@@ -22,13 +20,8 @@ namespace ASID_CPU_ISA {
 
 constexpr int64_t kMaxBatch = 8;
 
-// Tile budgets (bytes of batched tiles) that set the batch size: ~half of a 512 KiB L2 for kernels
-// that gather straight from memory; 64 KiB for kernels that prefetch the next batch's pixels and
-// this batch's outputs (BatchPixelPrefetch), which need room in L2 for them (measured with the
-// prefetch, window kernels, d = 36 and 24: 64 KiB batches 1-3.5% faster than 128 KiB ones, as
-// fast as 32 KiB ones).
+// Bytes of batched tiles, which set the batch size: about half of a 512 KiB L2.
 constexpr int64_t kTileBudget = int64_t(256) << 10;
-constexpr int64_t kPrefetchingTileBudget = int64_t(64) << 10;
 
 // Groups per batch: as many as fit the budget, between 1 and kMaxBatch.
 inline int64_t batch_size(int64_t tile_bytes_per_group, int64_t budget) {
@@ -36,40 +29,12 @@ inline int64_t batch_size(int64_t tile_bytes_per_group, int64_t budget) {
   return fit < 1 ? 1 : (fit > kMaxBatch ? kMaxBatch : fit);
 }
 
-// Groups [begin, begin + count) of a part, and the groups the same thread takes next:
-// [next_begin, next_begin + next_count) (next_count 0 when none is left).
-struct Batch {
-  int64_t part, begin, count, next_begin, next_count;
-  // The group after group g of this batch, or -1.
-  int64_t after(int64_t g) const {
-    return g + 1 < begin + count ? g + 1 : (next_count > 0 ? next_begin : -1);
-  }
-};
-
-// Calls fn(Batch) for each batch of each part taken from the queue. The next part is taken when
-// the last batch of a part starts, so that batch knows what follows it (see BatchPixelPrefetch).
+// Calls fn(part, g0, count) for the batches [g0, g0 + count) of each part taken from the queue.
 template <typename F>
 inline void for_each_batch(WorkQueue& queue, int64_t batch, const F& fn) {
-  const auto clip = [batch](int64_t left) { return left < batch ? left : batch; };
-  int64_t part, begin, end;
-  bool taken = queue.take(&part, &begin, &end);
-  while (taken) {
-    int64_t next_part = 0, next_begin = 0, next_end = 0;
-    bool next_taken = false;
-    for (int64_t g0 = begin; g0 < end; g0 += batch) {
-      const int64_t count = clip(end - g0);
-      Batch b{part, g0, count, g0 + count, clip(end - g0 - count)};
-      if (b.next_count == 0 && (next_taken = queue.take(&next_part, &next_begin, &next_end))) {
-        b.next_begin = next_begin;
-        b.next_count = clip(next_end - next_begin);
-      }
-      fn(b);
-    }
-    taken = next_taken;
-    part = next_part;
-    begin = next_begin;
-    end = next_end;
-  }
+  queue.for_each_part([&](int64_t part, int64_t begin, int64_t end) {
+    for (int64_t g0 = begin; g0 < end; g0 += batch) fn(part, g0, std::min(batch, end - g0));
+  });
 }
 
 // One tile per group of a batch: tile t starts at data + t * size, rows have stride ld.
@@ -220,88 +185,6 @@ inline void gather(const GroupLayout& l, int64_t g0, int64_t count, int64_t d,
         gather_member_columns(px, members, vsplat(targets[i].scale), d, cols.at(t) + m0, cols.ld);
       }
   }
-}
-
-// The memory of channels [0, d) of the pixels of groups [g0, g0 + count) in some maps, as byte
-// runs for a RunFetcher (line_prefetch.h) in the gather's address order, written to runs (room
-// for N * count * group_size); returns their number. Maps that are adjacent channel ranges of one
-// tensor (q, k and v split from one projection) count as one, and a pixel or row of pixels that
-// continues the previous run extends it (few runs: little work here and in the fetcher).
-template <typename P, int N>
-inline int64_t pixel_runs(const GroupLayout& l, int64_t g0, int64_t count, int64_t d,
-                          const MapView<P>* const (&maps)[N], ByteRun* runs) {
-  int64_t size = 0;
-  const auto add = [&](const char* begin, const char* end) {
-    if (size > 0 && begin == runs[size - 1].end)
-      runs[size - 1].end = end;
-    else
-      runs[size++] = ByteRun{begin, end};
-  };
-  for (int i = 0; i < N && count > 0;) {
-    int j = i + 1;  // maps [i, j) are adjacent channel ranges of one tensor
-    while (j < N && maps[j]->data == maps[j - 1]->data + d && maps[j]->sb == maps[i]->sb &&
-           maps[j]->sh == maps[i]->sh && maps[j]->sw == maps[i]->sw)
-      ++j;
-    const int64_t bytes = (j - i) * d * int64_t(sizeof(P));
-    const BatchPixels<P> pixels(*maps[i], l, g0, count);
-    const auto at = [&](int64_t t, int64_t mi, int64_t mj) {
-      return reinterpret_cast<const char*>(pixels.at(t, mi, mj));
-    };
-    const bool rows_contiguous = pixels.step_w * int64_t(sizeof(P)) == bytes;
-    // address order, as in for_each_member: member rows of each group, or groups side by side
-    const bool members_inner = l.member_step_w <= l.group_step_w;
-    for (int64_t mi = 0; mi < l.members_h; ++mi)
-      for (int64_t outer = 0; outer < (members_inner ? count : l.members_w); ++outer) {
-        if (members_inner && rows_contiguous) {
-          add(at(outer, mi, 0), at(outer, mi, 0) + l.members_w * bytes);
-          continue;
-        }
-        for (int64_t inner = 0; inner < (members_inner ? l.members_w : count); ++inner) {
-          const char* px = members_inner ? at(outer, mi, inner) : at(inner, mi, outer);
-          add(px, px + bytes);
-        }
-      }
-    i = j;
-  }
-  return size;
-}
-
-// Prefetch, during each batch, of the pixels that the thread's next batch gathers and of those
-// that this batch scatters (LinePrefetcher::next_batch and batch_outputs): start() after the
-// batch's gather. The maps are the kernel's gather and scatter maps.
-template <typename T, int NI, int NO>
-class BatchPixelPrefetch {
- public:
-  BatchPixelPrefetch(const GroupLayout& l, int64_t d, const MapView<const T>* const (&inputs)[NI],
-                     const MapView<T>* const (&outputs)[NO])
-      : l_(l), d_(d), inputs_(inputs), outputs_(outputs),
-        runs_((NI + NO) * kMaxBatch * l.group_size()) {}
-  void start(const Batch& batch, LinePrefetcher& pf) {
-    ByteRun* in = runs_.data();
-    ByteRun* out = in + NI * kMaxBatch * l_.group_size();
-    pf.next_batch.set(in, pixel_runs(l_, batch.next_begin, batch.next_count, d_, inputs_, in));
-    pf.batch_outputs.set(out, pixel_runs(l_, batch.begin, batch.count, d_, outputs_, out));
-  }
-
- private:
-  const GroupLayout& l_;
-  const int64_t d_;
-  const MapView<const T>* const (&inputs_)[NI];
-  const MapView<T>* const (&outputs_)[NO];
-  std::vector<ByteRun> runs_;
-};
-
-// The n x n matrices (nn elements each) of the group after g (Batch::after) in the arrays m,
-// null arrays skipped, as runs for LinePrefetcher::next_window (the backward's products read them
-// in column strips); returns their number: 0 after the thread's last group.
-template <typename T, int N>
-inline int64_t next_group_matrices(const Batch& batch, int64_t g, int64_t nn,
-                                   const T* const (&m)[N], ByteRun (&runs)[N]) {
-  const int64_t after = batch.after(g);
-  int64_t count = 0;
-  for (int i = 0; i < N && after >= 0; ++i)
-    if (m[i]) runs[count++] = byte_run(m[i] + after * nn, nn);
-  return count;
 }
 
 // Inverse of a row gather: x[c] = scale * rows.at(t)[m * rows.ld + c], for N maps in one pass.

@@ -1,12 +1,11 @@
 // Vectorised building blocks of the CPU kernels: 32-byte SIMD vectors (GCC/Clang vector
 // extensions, lowered to whatever the translation unit's target provides) with partial loads and
-// stores and horizontal sums, cache-line-aligned scratch vectors, row-major tile products (which
-// drive a LinePrefetcher, line_prefetch.h), the float exponential, and the row operations of the
-// softmax and its backward.
+// stores and horizontal sums, cache-line-aligned scratch vectors, row-major tile products, the
+// float exponential, and the row operations of the softmax and its backward.
 //
-// Included only by cpu/kernels_impl.h and cpu/fused_kernels_impl.h, inside the per-ISA namespace
-// asid::cpu::ASID_CPU_ISA, so the baseline and AVX2 builds of these inline functions never meet
-// at link time.
+// Included only by the kernel headers (cpu/kernels/*.h), which setup.py compiles once per
+// instruction set with ASID_CPU_ISA naming the set's namespace (cpu/isa.h), so the builds of these
+// inline functions for different sets never meet at link time.
 #pragma once
 
 #include <cmath>
@@ -19,8 +18,6 @@
 // memory and clobber every vector register of the caller's loop (GCC's inliner gives up on them
 // inside the larger kernels).
 #define ASID_VEC_INLINE inline __attribute__((always_inline))
-
-#include "line_prefetch.h"
 
 namespace asid {
 namespace cpu {
@@ -158,17 +155,15 @@ ASID_VEC_INLINE T hsum(vec_t<T> v) {
 // C[M x N] = C0 + op(A) B with op(A) = A (M x K, row stride lda) or, when TA, A^T (A stored
 // K x M). B (K x N), C and C0 row-major; C0 null (zeros), C itself, or another matrix with N
 // readable columns per row (stride ldc0); N a multiple of the vector width. Register block: RB
-// rows x NV vectors of C. pf (may be null) fetches a few lines first (see line_prefetch.h).
+// rows x NV vectors of C.
 template <bool TA, int RB, int NV, typename T>
 inline void gemm_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                       int64_t ldc, const T* C0, int64_t ldc0, LinePrefetcher* pf) {
+                       int64_t ldc, const T* C0, int64_t ldc0) {
   using V = vec_t<T>;
   constexpr int L = Simd<T>::lanes;
   V c[RB][NV];
   for (int r = 0; r < RB; ++r)
     for (int v = 0; v < NV; ++v) c[r][v] = C0 ? vload(C0 + r * ldc0 + v * L) : V{};
-  constexpr int every = LinePrefetcher::kPrefetchEvery;
-  if (pf) pf->fetch(int((K + every - 1) / every));
   for (int64_t k = 0; k < K; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v) b[v] = vload(B + k * ldb + v * L);
@@ -190,16 +185,16 @@ constexpr int block_rows() {
 
 template <bool TA, int NV, typename T>
 inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                         T* C, int64_t ldc, const T* C0, int64_t ldc0, LinePrefetcher* pf) {
+                         T* C, int64_t ldc, const T* C0, int64_t ldc0) {
   constexpr int RB = block_rows<NV>();
   const int64_t row_step = TA ? 1 : lda;  // distance between consecutive rows of op(A)
   int64_t r = 0;
   for (; r + RB <= M; r += RB)
     gemm_block<TA, RB, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc,
-                           C0 ? C0 + r * ldc0 : nullptr, ldc0, pf);
+                           C0 ? C0 + r * ldc0 : nullptr, ldc0);
   for (; r < M; ++r)
     gemm_block<TA, 1, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc,
-                          C0 ? C0 + r * ldc0 : nullptr, ldc0, pf);
+                          C0 ? C0 + r * ldc0 : nullptr, ldc0);
 }
 
 // Column strips of 3 vectors (4 x 3 blocks: 12 accumulators), then 2, then 1; rows of exactly 8
@@ -208,20 +203,19 @@ inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T*
 // 4 x 2 blocks ran at ~80, and single 8-vector rows beat strips by 20% for K = 12.
 template <bool TA, typename T>
 inline void gemm_op(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                    int64_t ldb, T* C, int64_t ldc, const T* C0, int64_t ldc0,
-                    LinePrefetcher* pf) {
+                    int64_t ldb, T* C, int64_t ldc, const T* C0, int64_t ldc0) {
   constexpr int L = Simd<T>::lanes;
   if (K <= 16 && N == 8 * L)
-    return gemm_columns<TA, 8>(M, K, A, lda, B, ldb, C, ldc, C0, ldc0, pf);
+    return gemm_columns<TA, 8>(M, K, A, lda, B, ldb, C, ldc, C0, ldc0);
   const auto start = [&](int64_t col) { return C0 ? C0 + col : nullptr; };
   int64_t j = 0;
   for (; j + 3 * L <= N; j += 3 * L)
-    gemm_columns<TA, 3>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0, pf);
+    gemm_columns<TA, 3>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
   if (j + 2 * L <= N) {
-    gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0, pf);
+    gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
     j += 2 * L;
   }
-  if (j < N) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0, pf);
+  if (j < N) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
 }
 
 template <typename T>
@@ -233,17 +227,16 @@ struct NonDeduced {  // keeps a null C0 from taking part in deducing T
 template <typename T>
 inline void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                  T* C, int64_t ldc, const typename NonDeduced<T>::type* C0 = nullptr,
-                 int64_t ldc0 = 0, LinePrefetcher* pf = nullptr) {
-  gemm_op<false>(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0, pf);
+                 int64_t ldc0 = 0) {
+  gemm_op<false>(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0);
 }
 
 // C = C0 + A^T B, A stored K x M.
 template <typename T>
 inline void gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc,
-                    const typename NonDeduced<T>::type* C0 = nullptr, int64_t ldc0 = 0,
-                    LinePrefetcher* pf = nullptr) {
-  gemm_op<true>(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0, pf);
+                    const typename NonDeduced<T>::type* C0 = nullptr, int64_t ldc0 = 0) {
+  gemm_op<true>(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0);
 }
 
 // The polynomial with coefficients c (highest power first) at x, by Horner's rule.

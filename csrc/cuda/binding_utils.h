@@ -1,13 +1,12 @@
-// Shared pieces of the torch bindings of the CUDA launchers (compiled only with CUDA torch).
+// What the ops' entries (csrc/ops/*.cpp) share to launch CUDA kernels: storage types, the current
+// stream, launch errors. Included only where ASID_FAST_WITH_CUDA is defined (a CUDA build).
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-
-#include "launchers.h"
 
 namespace asid {
 namespace cuda {
@@ -28,7 +27,20 @@ void with_cuda_type(at::ScalarType dtype, const char* op, const F& fn) {
   }
 }
 
-inline cudaStream_t current_stream() { return at::cuda::getCurrentCUDAStream().stream(); }
+// Calls fn(T{}, S{}) with the CUDA storage type T of `dtype` and its accumulation type S (float;
+// double for double): the layer norm and depthwise kernels also take float64.
+template <typename F>
+void with_cuda_types(at::ScalarType dtype, const char* op, const F& fn) {
+  if (dtype == at::kDouble) return fn(double(), double());
+  with_cuda_type(dtype, op, [&](auto tag) { fn(tag, float()); });
+}
+
+// The accumulation dtype of the layer norm and depthwise kernels for maps of `dtype`.
+inline at::ScalarType acc_dtype(at::ScalarType dtype) {
+  return dtype == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+inline cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
 inline void check_launch(cudaError_t err, const char* op) {
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA launch failed: ", cudaGetErrorString(err));

@@ -3,8 +3,8 @@
 // live in shared memory, C x C accumulators in registers (fp32 for every map dtype).
 #include <cmath>
 
-#include "cuda_common.cuh"
-#include "launchers.h"
+#include "cuda/cuda_common.cuh"
+#include "ops/channel_attention.h"
 
 namespace asid {
 namespace cuda {

@@ -6,7 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "../common/group_layout.h"
+#include "common/layout.h"
 
 namespace asid {
 namespace cuda {

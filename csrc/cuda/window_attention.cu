@@ -3,8 +3,8 @@
 // softmax; fp32 accumulation for float / half / bfloat16 maps.
 #include <cmath>
 
-#include "cuda_common.cuh"
-#include "launchers.h"
+#include "cuda/cuda_common.cuh"
+#include "ops/window_attention.h"
 
 namespace asid {
 namespace cuda {

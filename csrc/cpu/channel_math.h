@@ -1,0 +1,135 @@
+// Vector helpers of the per-pixel CPU kernels: channel-vector sweeps with masks for channel
+// tails, and the normal CDF/density behind the exact (erf) GELU and its derivative.
+//
+// Included only by the kernel headers (per-ISA namespace, see tile_math.h).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "cpu/tile_math.h"
+
+namespace asid {
+namespace cpu {
+namespace ASID_CPU_ISA {
+
+// A channel vector of a for_channel_vectors sweep over C channels: whole when FULL, else the
+// C (< lanes) channels of the single partial vector.
+template <bool FULL, typename T>
+inline vec_t<T> load_c(const T* p, int64_t C) {
+  return FULL ? vload(p) : load_n(p, C);
+}
+template <bool FULL, typename T>
+inline void store_c(T* p, vec_t<T> v, int64_t C) {
+  if (FULL) vstore(p, v);
+  else store_n(p, v, C);
+}
+
+// Calls f(c, full) for channel vectors covering [0, C): whole vectors (full = std::true_type),
+// the last one shifted back to end at C when C is not a multiple of lanes, so its first lanes
+// are computed twice (use it for element-wise results written apart from their inputs only:
+// never for sums or in-place updates); for C < lanes one partial vector f(0, std::false_type).
+template <typename T, typename F>
+inline void for_channel_vectors(int64_t C, const F& f) {
+  constexpr int L = lanes<T>();
+  if (C < L) return f(int64_t(0), std::false_type{});
+  for (int64_t c = 0; c + L <= C; c += L) f(c, std::true_type{});
+  if (C % L) f(C - L, std::true_type{});
+}
+
+// Lane masks read from two tables of 2 * lanes: ones then zeros, zeros then ones.
+template <typename T>
+struct MaskTables {
+  T ones_zeros[2 * lanes<T>()], zeros_ones[2 * lanes<T>()];
+  MaskTables() {
+    for (int i = 0; i < 2 * lanes<T>(); ++i) {
+      ones_zeros[i] = i < lanes<T>() ? T(1) : T(0);
+      zeros_ones[i] = T(1) - ones_zeros[i];
+    }
+  }
+};
+
+template <typename T>
+inline const MaskTables<T>& mask_tables() {
+  static const MaskTables<T> tables;
+  return tables;
+}
+
+// 1.0 in the first n lanes (0 <= n <= lanes), 0.0 after.
+template <typename T>
+inline vec_t<T> prefix_mask(int64_t n) {
+  return vload(mask_tables<T>().ones_zeros + (lanes<T>() - n));
+}
+
+// 1.0 in the last n lanes (0 <= n <= lanes), 0.0 before.
+template <typename T>
+inline vec_t<T> suffix_mask(int64_t n) {
+  return vload(mask_tables<T>().zeros_ones + n);
+}
+
+// Like for_channel_vectors, for sums: f(c, full, mask) with mask 1.0 on the lanes of channels not
+// visited before (the shifted last vector masks its first lanes, a partial vector its tail).
+template <typename T, typename F>
+inline void for_channel_vectors_masked(int64_t C, const F& f) {
+  constexpr int L = lanes<T>();
+  if (C < L) return f(int64_t(0), std::false_type{}, prefix_mask<T>(C));
+  const vec_t<T> ones = vsplat<T>(1);
+  for (int64_t c = 0; c + L <= C; c += L) f(c, std::true_type{}, ones);
+  if (C % L) f(C - L, std::true_type{}, suffix_mask<T>(C % L));
+}
+
+// erf(z) in float: z clamped to [-4, 4] (erf(4) = 1 - 1.5e-8), then z P(z^2) / Q(z^2), a
+// degree 5 / 5 rational least-squares fit made for this project: |error| < 4e-7 evaluated in
+// float32 (the A&S 7.1.26 form of ATen's vectorised erf: < 1.5e-7 plus rounding), at about half
+// its cost (no exponential).
+inline f32x8 erf_rational(f32x8 z) {
+  z = z < -4.0f ? vsplat(-4.0f) : z;
+  z = z > 4.0f ? vsplat(4.0f) : z;
+  const f32x8 u = z * z;
+  static constexpr float kP[] = {1.974462280e-06f, 2.879961087e-04f, 4.002961413e-03f,
+                                  5.346483184e-02f, 1.962366694e-01f, 1.128378979e+00f};
+  static constexpr float kQ[] = {3.747481425e-05f, 1.216147197e-03f, 1.544292209e-02f,
+                                  1.164704354e-01f, 5.072413872e-01f, 1.0f};
+  return z * horner(u, kP) / horner(u, kQ);
+}
+
+// Phi(x), the standard normal CDF (GELU(x) = x Phi(x)).
+inline f32x8 normal_cdf(f32x8 x) { return 0.5f + 0.5f * erf_rational(x * 0.70710678118654752f); }
+
+// phi(x) = exp(-x^2 / 2) / sqrt(2 pi), taken as 0 for |x| > 9 (below 1e-18; avoids the slow
+// denormal intermediates of the exponential near its underflow).
+inline f32x8 normal_pdf(f32x8 x) {
+  const i32x8 far = (x < 0.0f ? -x : x) > 9.0f;
+  return (f32x8)((i32x8)(exp_nonpositive(-0.5f * x * x) * 0.39894228040143268f) & ~far);
+}
+
+// double: libm per lane.
+inline f64x4 normal_cdf(f64x4 x) {
+  f64x4 cdf;
+  for (int i = 0; i < 4; ++i) cdf[i] = 0.5 * std::erfc(-x[i] * 0.70710678118654752);
+  return cdf;
+}
+
+inline f64x4 normal_pdf(f64x4 x) {
+  f64x4 pdf;
+  for (int i = 0; i < 4; ++i) pdf[i] = std::exp(-0.5 * x[i] * x[i]) * 0.39894228040143268;
+  return pdf;
+}
+
+template <typename V>
+inline V gelu(V x) {
+  return x * normal_cdf(x);
+}
+
+// GELU(x) and its derivative Phi(x) + x phi(x).
+template <typename V>
+inline V gelu_and_grad(V x, V* grad) {
+  const V cdf = normal_cdf(x);
+  *grad = cdf + x * normal_pdf(x);
+  return x * cdf;
+}
+
+}  // namespace ASID_CPU_ISA
+}  // namespace cpu
+}  // namespace asid

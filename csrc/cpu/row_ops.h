@@ -1,0 +1,194 @@
+// Row operations shared by the per-pixel CPU kernels (layer norm, depthwise convolution, the
+// convolution chain): a pixel's LayerNorm, one image row of the depthwise 3x3 convolution and of
+// its weight gradient, the gate epilogue, element-wise maps. Channels are walked in SIMD vectors,
+// a map's channel tail through partial loads/stores; parameter arrays and gradient rows are
+// padded to whole vectors.
+//
+// Included only by the kernel headers (per-ISA namespace, see tile_math.h).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/layout.h"
+#include "cpu/channel_math.h"
+#include "cpu/tile_math.h"
+
+namespace asid {
+namespace cpu {
+namespace ASID_CPU_ISA {
+
+// y[c] = (x[c] - mean) rstd w[c] + b[c] for c < C (w, b padded to whole vectors), two-pass
+// mean and biased variance; stores mean and rstd.
+template <typename T>
+inline void normalize_row(const T* x, int64_t C, const T* w, const T* b, T eps, T* y, T* mean,
+                          T* rstd) {
+  vec_t<T> s{};
+  for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
+    s += load_c<decltype(full)::value>(x + c, C) * mask;
+  });
+  const T m = hsum<T>(s) / T(C);
+  vec_t<T> q{};
+  for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
+    const vec_t<T> d = (load_c<decltype(full)::value>(x + c, C) - m) * mask;
+    q += d * d;
+  });
+  const T r = T(1) / std::sqrt(hsum<T>(q) / T(C) + eps);
+  for_channel_vectors<T>(C, [&](int64_t c, auto full) {
+    constexpr bool F = decltype(full)::value;
+    store_c<F>(y + c, (load_c<F>(x + c, C) - m) * r * vload(w + c) + vload(b + c), C);
+  });
+  *mean = m;
+  *rstd = r;
+}
+
+// Rows h-1, h, h+1 of image row bh = b * H + h of a map, `zero_row` for rows outside the image.
+template <typename T, typename M>
+inline void image_rows(const RowGrid& g, const MapView<M>& m, int64_t bh, const T* zero_row,
+                       const T* rows[3]) {
+  const int64_t b = bh / g.height, h = bh % g.height;
+  for (int dy = 0; dy < 3; ++dy) {
+    const int64_t y = h + dy - 1;
+    rows[dy] = (y >= 0 && y < g.height) ? m.data + b * m.sb + y * m.sh : zero_row;
+  }
+}
+
+// The conv at one pixel for one channel vector (taps t[9] of that vector), with one partial sum
+// per kernel row to keep the FMA chains short; LEFT / RIGHT: whether the columns w - 1, w + 1
+// exist. FULL: n == lanes (whole-vector loads).
+template <bool FULL, bool LEFT, bool RIGHT, typename T>
+inline vec_t<T> dw_pixel(const T* const rows[3], int64_t off, int64_t sw, const vec_t<T>* t,
+                         int64_t n, vec_t<T> bias) {
+  const auto ld = [n](const T* p) { return load_c<FULL>(p, n); };
+  vec_t<T> part[3];
+  for (int dy = 0; dy < 3; ++dy) {
+    const T* r = rows[dy] + off;
+    part[dy] = ld(r) * t[3 * dy + 1];
+    if (LEFT) part[dy] += ld(r - sw) * t[3 * dy];
+    if (RIGHT) part[dy] += ld(r + sw) * t[3 * dy + 2];
+  }
+  return bias + part[0] + (part[1] + part[2]);
+}
+
+// Pixels per tile of the depthwise sweeps: the tile's three input rows stay in L1 while every
+// channel vector of it is processed.
+constexpr int64_t kPixelTile = 16;
+
+// Calls px(w, left, right) for w in [w0, w1) of a row of W pixels, left / right being
+// std::bool_constant: whether the columns w - 1 / w + 1 exist.
+template <typename F>
+inline void sweep_pixels(int64_t W, int64_t w0, int64_t w1, const F& px) {
+  int64_t w = w0;
+  if (w == 0) {
+    if (W == 1) return px(int64_t(0), std::false_type{}, std::false_type{});
+    px(int64_t(0), std::false_type{}, std::true_type{});
+    ++w;
+  }
+  for (const int64_t inner_end = std::min(w1, W - 1); w < inner_end; ++w)
+    px(w, std::true_type{}, std::true_type{});
+  if (w < w1) px(W - 1, std::true_type{}, std::false_type{});
+}
+
+// One image row of the depthwise conv, tile by tile and, in a tile, channel vector by channel
+// vector (its 9 taps held in registers): dst[w ldd + c] = bias[c] + sum over dy, dx of
+// rows[dy][(w + dx - 1) sw + c] taps[3 dy + dx][c] for w < W, c < C; columns outside the row
+// add nothing. taps (9, ldt) and bias are padded; bias may be null.
+template <typename T>
+inline void dw_row(const T* const rows[3], int64_t sw, int64_t W, int64_t C, const T* taps,
+                   int64_t ldt, const T* bias, T* dst, int64_t ldd) {
+  for (int64_t w0 = 0; w0 < W; w0 += kPixelTile) {
+    const int64_t w1 = std::min(W, w0 + kPixelTile);
+    for_channel_vectors<T>(C, [&](int64_t c, auto full) {
+      constexpr bool F = decltype(full)::value;
+      vec_t<T> t[9];
+      for (int k = 0; k < 9; ++k) t[k] = vload(taps + k * ldt + c);
+      const vec_t<T> b = bias ? vload(bias + c) : vec_t<T>{};
+      sweep_pixels(W, w0, w1, [&](int64_t w, auto left, auto right) {
+        store_c<F>(dst + w * ldd + c,
+                   dw_pixel<F, decltype(left)::value, decltype(right)::value>(
+                       rows, w * sw + c, sw, t, C, b),
+                   C);
+      });
+    });
+  }
+}
+
+// One pixel's contribution to the weight gradient of one channel vector: a[3 dy + dx] +=
+// g rows[dy][(w + dx - 1) sw] (LEFT / RIGHT: whether the columns w - 1, w + 1 exist).
+template <bool FULL, bool LEFT, bool RIGHT, typename T>
+inline void dw_pixel_weight_grad(const T* const rows[3], int64_t off, int64_t sw, vec_t<T> g,
+                                 int64_t n, vec_t<T>* a) {
+  const auto ld = [n](const T* p) { return load_c<FULL>(p, n); };
+  for (int dy = 0; dy < 3; ++dy) {
+    const T* r = rows[dy] + off;
+    if (LEFT) a[3 * dy] += g * ld(r - sw);
+    a[3 * dy + 1] += g * ld(r);
+    if (RIGHT) a[3 * dy + 2] += g * ld(r + sw);
+  }
+}
+
+// The weight gradient of one image row: dtaps[3 dy + dx][c] += sum_w g[w ldg + c]
+// rows[dy][(w + dx - 1) sw + c] and dbias[c] += sum_w g[w ldg + c] (dtaps, dbias padded); tiled
+// like dw_row.
+template <typename T>
+inline void dw_row_weight_grad(const T* const rows[3], int64_t sw, int64_t W, int64_t C,
+                               const T* g, int64_t ldg, T* dtaps, int64_t ldt, T* dbias) {
+  for (int64_t w0 = 0; w0 < W; w0 += kPixelTile) {
+    const int64_t w1 = std::min(W, w0 + kPixelTile);
+    for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
+      constexpr bool F = decltype(full)::value;
+      vec_t<T> a[9] = {}, ab{};
+      sweep_pixels(W, w0, w1, [&](int64_t w, auto left, auto right) {
+        const vec_t<T> gv = load_c<F>(g + w * ldg + c, C) * mask;
+        ab += gv;
+        dw_pixel_weight_grad<F, decltype(left)::value, decltype(right)::value>(
+            rows, w * sw + c, sw, gv, C, a);
+      });
+      for (int k = 0; k < 9; ++k) vstore(dtaps + k * ldt + c, vload(dtaps + k * ldt + c) + a[k]);
+      vstore(dbias + c, vload(dbias + c) + ab);
+    });
+  }
+}
+
+// p[i, i + k) = f(i, k) over n contiguous elements in vectors of k = lanes (a partial tail).
+template <typename T, typename F>
+inline void map_flat(int64_t n, T* p, const F& f) {
+  constexpr int L = lanes<T>();
+  int64_t i = 0;
+  for (; i + 4 * L <= n; i += 4 * L) {  // four independent vectors per step for ILP
+    const vec_t<T> r0 = f(i, L), r1 = f(i + L, L), r2 = f(i + 2 * L, L), r3 = f(i + 3 * L, L);
+    vstore(p + i, r0);
+    vstore(p + i + L, r1);
+    vstore(p + i + 2 * L, r2);
+    vstore(p + i + 3 * L, r3);
+  }
+  for (; i < n; i += L) {
+    const int64_t k = std::min<int64_t>(L, n - i);
+    store_n(p + i, f(i, k), k);
+  }
+}
+
+// Scratch of one worker: one image row of the convolution and a zero image row.
+template <typename T>
+struct DwconvScratch {
+  ScratchVector<T> row, zeros;
+  DwconvScratch(const RowGrid& g, int64_t sw)
+      : row(g.width * g.channels), zeros(g.width * std::max(sw, g.channels) + lanes<T>()) {}
+};
+
+// GELU(first half) * second half of each pixel of a convolved row (W x C) into out (W x C/2).
+template <typename T>
+inline void gate_row(const T* pre, int64_t W, int64_t C, int64_t ldp, T* out, int64_t ldo) {
+  const int64_t ch = C / 2;
+  for (int64_t w = 0; w < W; ++w)
+    for_channel_vectors<T>(ch, [&](int64_t c, auto full) {
+      const T* p = pre + w * ldp + c;
+      store_c<decltype(full)::value>(out + w * ldo + c,
+                                     gelu(load_c<decltype(full)::value>(p, ch)) *
+                                         load_c<decltype(full)::value>(p + ch, ch), ch);
+    });
+}
+
+}  // namespace ASID_CPU_ISA
+}  // namespace cpu
+}  // namespace asid
