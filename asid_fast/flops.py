@@ -21,7 +21,7 @@ reproduces the published numbers to < 0.01 % (17.166 G for ASID x4, 63.592 G for
 
 **Full rule**: ``torch.utils.flop_counter.FlopCounterMode``, i.e. 2 FLOPs per multiply-add of
 every convolution and matmul, attention included; the fused ops are counted through the formulas
-registered in :mod:`asid_fast.ops.registration`. Element-wise work, softmax and normalisation are
+registered by the op modules of :mod:`asid_fast.ops`. Element-wise work, softmax and normalisation are
 not counted. One correction to torch's table: its ``convolution_backward`` formula ignores
 ``groups`` for the weight gradient, over-counting a depthwise conv's backward by a factor of the
 channel count (ASID x4 training step: 419 instead of 139 GFLOP); here each requested gradient of

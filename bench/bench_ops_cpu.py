@@ -104,12 +104,14 @@ def main(argv=None):
     parser.add_argument("--only-window", action="store_true", help="skip shared/channel rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from asid_fast.ops.backends import ext
+    from asid_fast.ops import _registry
 
-    if not ext.available("cpu"):
-        raise SystemExit(f"the CPU extension is unavailable: {ext.why_unavailable()}")
+    reason = _registry.why_unavailable("cpu", "cpu")
+    if reason:
+        raise SystemExit(f"the CPU extension is unavailable: {reason}")
     print(f"torch {torch.__version__}, {args.threads} threads, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, CPU kernels: {ext._C.cpu_isa()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"CPU kernels: {_registry.extension().cpu_isa()}, "
           f"map {H}x{W}, best of {args.repeats} (interleaved)")
     cases = [("window_attention", d, m, _window_case)
              for d in (36, 24, 12) for m in ("meso", "global")]

@@ -109,13 +109,14 @@ class OpSpec:
 
 
 OP_SPECS = (
-    OpSpec("functional", "window_attention", _spatial_variants, _window_attention),
-    OpSpec("functional", "shared_window_attention", _spatial_variants, _shared_window_attention),
-    OpSpec("functional", "channel_attention",
+    OpSpec("window_attention", "window_attention", _spatial_variants, _window_attention),
+    OpSpec("window_attention", "shared_window_attention", _spatial_variants,
+           _shared_window_attention),
+    OpSpec("channel_attention", "channel_attention",
            lambda dims: [("window", CHANNELS), ("cell", CHANNELS)], _channel_attention),
     OpSpec("layer_norm", "layer_norm",
            lambda dims: [("channels", c) for c in dict.fromkeys((CHANNELS, *dims))], _layer_norm),
-    OpSpec("depthwise_conv", "depthwise_conv3x3",
+    OpSpec("depthwise_conv3x3", "depthwise_conv3x3",
            lambda dims: [("none", 3 * CHANNELS), ("gelu", CHANNELS), ("gate", 2 * CHANNELS)],
            _depthwise_conv3x3),
 )

@@ -86,7 +86,7 @@ def check_backend(backend: str, device: torch.device) -> None:
     """UserError unless ``backend`` is "auto" or usable on ``device``."""
     if backend == "auto":
         return
-    from ..ops.dispatch import BACKENDS, available_backends
+    from ..ops import BACKENDS, available_backends
 
     if backend not in BACKENDS:
         raise UserError(f"--backend must be one of {BACKENDS}, got {backend!r}")
