@@ -4,20 +4,13 @@ import pytest
 import torch
 
 from asid_fast.model import ASID
-from asid_fast.ops import _fused_dispatch
-from asid_fast.ops.dispatch import available_backends
+from asid_fast.ops import _registry
 
 
 def _cpu_backend():
     """The compiled CPU backend (skipped when the extension is not built)."""
-    try:
-        for family in ("fused_layer_norm", "fused_dwconv3x3"):
-            _fused_dispatch.resolve("cpu", "cpu", family, torch.float32)
-        skip = "cpu" not in available_backends("cpu")
-        why = "window ops: the extension is not built"
-    except RuntimeError as err:
-        skip, why = True, str(err)
-    return [pytest.param("cpu", marks=pytest.mark.skipif(skip, reason=why))]
+    reason = _registry.why_unavailable("cpu", "cpu")
+    return [pytest.param("cpu", marks=pytest.mark.skipif(reason is not None, reason=str(reason)))]
 
 
 def _model(backend):

@@ -6,28 +6,17 @@ Tolerances: the fused path reorders sums (1x1 convs as matmuls, residuals inside
 fused LayerNorm and depthwise kernels), so float64 agrees to rounding (measured ~3e-14 on the
 outputs); float32 through ~60 layers measured ~1e-6 relative.
 """
-import os
-
 import pytest
 import torch
 
-if not torch.cuda.is_available():  # the Triton case runs through the interpreter (see conftest)
-    os.environ.setdefault("TRITON_INTERPRET", "1")
-
-from asid_fast.model import ASID  # noqa: E402
-from asid_fast.ops import _fused_dispatch  # noqa: E402
-from asid_fast.reference import ASID as ReferenceASID  # noqa: E402
+from asid_fast.model import ASID
+from asid_fast.ops import _registry
+from asid_fast.reference import ASID as ReferenceASID
 
 
-def _usable(backend):
-    try:
-        for family in ("fused_layer_norm", "fused_dwconv3x3"):
-            _fused_dispatch.resolve(backend, "cpu", family, torch.float32)
-    except RuntimeError as err:
-        return pytest.mark.skipif(True, reason=str(err))
-    from asid_fast.ops.dispatch import available_backends
-    ok = backend in available_backends("cpu")
-    return pytest.mark.skipif(not ok, reason=f"window ops: backend {backend!r} unavailable")
+def _usable(backend, device="cpu"):
+    reason = _registry.why_unavailable(backend, device)
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
 
 
 CPU_BACKENDS = [pytest.param("reference"), pytest.param("cpu", marks=_usable("cpu"))]
@@ -139,24 +128,12 @@ def test_train_and_eval_modes_agree(backend):
     assert (eval_out - want).abs().max().item() <= 1e-9
 
 
-def _triton_ready():
-    try:
-        for family in ("fused_layer_norm", "fused_dwconv3x3"):
-            _fused_dispatch.resolve("triton", "cpu", family, torch.float32)
-    except RuntimeError as err:
-        return False, str(err)
-    from asid_fast.ops.dispatch import available_backends
-    return "triton" in available_backends("cpu"), "Triton window ops unavailable"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter case (GPU runs the device script)")
-def test_triton_backend_through_the_interpreter():
-    ready, why = _triton_ready()
-    if not ready:
-        pytest.skip(why)
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=_usable("triton"))])
+def test_triton_backend_through_the_interpreter(backend):
     ref = randomized_reference(2, "asid")
-    fused = fused_twin(ref, "triton")
+    fused = fused_twin(ref, backend)
     x = torch.rand(1, 3, 9, 10, dtype=torch.float64)
     with torch.no_grad():
         assert (fused(x) - ref(x)).abs().max().item() <= 1e-9
@@ -171,8 +148,7 @@ def test_cuda_forward_and_gradient_parity(backend):
     1e-4 and every gradient (input and parameters) within 1e-3 of its largest value (float32
     through ~60 layers in another summation order; measured on CPU: output 9.3e-7, gradients
     3.6e-6)."""
-    from asid_fast.ops.dispatch import available_backends
-    if backend != "auto" and backend not in available_backends("cuda"):
+    if backend != "auto" and backend not in _registry.available_backends("cuda"):
         pytest.skip(f"backend {backend!r} does not run on this machine")
     ref = randomized_reference(4, "asid", torch.float32).cuda()
     fused = fused_twin(ref, backend).cuda()

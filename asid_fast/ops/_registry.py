@@ -56,8 +56,10 @@ class OpDef:
     ``setup_context(ctx, inputs, output)`` is the autograd formula; ``ops`` holds the same
     library's ops by name. ``cpp_autograd``: the extension registers the autograd of
     ``asid_fast::<name>`` in C++ (the formula then serves the Triton library only).
-    ``backends``: the compiled backends that implement it. ``limits(backend, *size)`` returns why
-    a backend cannot run an op of that size (e.g. a window too large for one tile), or None.
+    ``backends``: the compiled backends that implement it. ``size(*args)`` gives the numbers a
+    backend's limits depend on (e.g. tokens per window and channels), and ``limits(backend,
+    *size)`` why a backend cannot run an op of that size (a window too large for one tile), or
+    None.
     ``auto``: a device type's preference order when it differs from :data:`AUTO`.
     """
     name: str
@@ -70,6 +72,7 @@ class OpDef:
     backward: Callable | None = None
     setup_context: Callable | None = None
     cpp_autograd: bool = False
+    size: Callable | None = None
     limits: Callable | None = None
     auto: dict = field(default_factory=dict)
 
@@ -221,7 +224,7 @@ def why_not(op_name: str, backend: str, device_type: str, dtype: torch.dtype,
     if reason is None and dtype not in DTYPES[backend][device_type]:
         names = ", ".join(str(d).replace("torch.", "") for d in DTYPES[backend][device_type])
         reason = f"its {device_type} kernels take {names}, not {str(dtype).replace('torch.', '')}"
-    if reason is None and op.limits is not None:
+    if reason is None and op.limits is not None and size:
         reason = op.limits(backend, *size)
     return reason
 

@@ -38,6 +38,14 @@ def _limits(backend, channels):
     return None
 
 
+def _fwd_size(q, k, v, temperature, mode, window):
+    return (q.shape[-1],)
+
+
+def _bwd_size(grad_out, q, k, v, temperature, attn, rq, rk, mode, window):
+    return (q.shape[-1],)
+
+
 def _stats_dtype(dtype):
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
@@ -53,15 +61,19 @@ def _matmul_flops(q_shape):
 
 
 def _fwd_reference(q, k, v, temperature, mode, window):
-    out = RF.channel_attention(q, k, v, temperature, mode=mode, window=window)
-    stats = _stats_dtype(q.dtype)
-    qt = RF.channel_group_partition(q, mode, window).to(stats)
-    kt = RF.channel_group_partition(k, mode, window).to(stats)
-    rq = 1 / qt.norm(dim=-2).clamp_min(1e-12)
-    rk = 1 / kt.norm(dim=-2).clamp_min(1e-12)
+    """:func:`asid_fast.reference.functional.channel_attention`, step by step, keeping the
+    attention matrix and the inverse norms (in the statistics dtype)."""
+    h, w = q.shape[1], q.shape[2]
+    qt = RF.channel_group_partition(q, mode, window)
+    kt = RF.channel_group_partition(k, mode, window)
+    vt = RF.channel_group_partition(v, mode, window)
     qn, kn = F.normalize(qt, dim=-2, eps=1e-12), F.normalize(kt, dim=-2, eps=1e-12)
-    attn = (qn.transpose(-2, -1) @ kn * temperature.reshape(()).to(stats)).softmax(dim=-1)
-    return out, attn, rq, rk
+    attn = (qn.transpose(-2, -1) @ kn * temperature.reshape(())).softmax(dim=-1)
+    out = RF.channel_group_merge(vt @ attn.transpose(-2, -1), mode, window, h, w)
+    stats = _stats_dtype(q.dtype)
+    rq = 1 / qt.to(stats).norm(dim=-2).clamp_min(1e-12)
+    rk = 1 / kt.to(stats).norm(dim=-2).clamp_min(1e-12)
+    return out, attn.to(stats), rq, rk
 
 
 def _fwd_fake(q, k, v, temperature, mode, window):
@@ -75,6 +87,7 @@ def _fwd_setup(ctx, inputs, output):
     q, k, v, temperature, mode, window = inputs
     _, attn, rq, rk = output
     ctx.save_for_backward(q, k, v, temperature, attn, rq, rk)
+    ctx.mark_non_differentiable(attn, rq, rk)  # saved for the backward only
     ctx.args = (mode, window)
 
 
@@ -100,7 +113,7 @@ define(OpDef(
     name="channel_attention_fwd", family=FAMILY,
     schema="(Tensor q, Tensor k, Tensor v, Tensor temperature, str mode, int window) "
            "-> (Tensor out, Tensor attn, Tensor rq, Tensor rk)",
-    fake=_fwd_fake, reference=_fwd_reference, limits=_limits,
+    fake=_fwd_fake, reference=_fwd_reference, size=_fwd_size, limits=_limits,
     backward=_fwd_backward, setup_context=_fwd_setup,
     flops=lambda q, k, v, *_, **__: 2 * _matmul_flops(q),
 ))
@@ -109,7 +122,7 @@ define(OpDef(
     schema="(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor temperature, Tensor attn, "
            "Tensor rq, Tensor rk, str mode, int window) "
            "-> (Tensor dq, Tensor dk, Tensor dv, Tensor dtemperature)",
-    fake=_bwd_fake, reference=_bwd_reference, limits=_limits,
+    fake=_bwd_fake, reference=_bwd_reference, size=_bwd_size, limits=_limits,
     flops=lambda go, q, *_, **__: 4 * _matmul_flops(q),
 ))
 
@@ -120,5 +133,6 @@ def channel_attention(q, k, v, temperature, *, mode="window", window=8, backend=
     q, k, v: (B, H, W, C); temperature: one element. Returns out (B, H, W, C).
     """
     _checks.check_channel_attention(q, k, v, temperature, mode, window)
-    fn = implementation("channel_attention_fwd", backend, q.device.type, q.dtype, (q.shape[-1],))
+    fn = implementation("channel_attention_fwd", backend, q.device.type, q.dtype,
+                        _fwd_size(q, k, v, temperature, mode, window))
     return fn(q, k, v, temperature, mode, window)[0]

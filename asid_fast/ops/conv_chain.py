@@ -72,7 +72,7 @@ def _backward(ops, ctx, grad):
     args = [next(saved) if is_tensor else other
             for is_tensor, other in zip(ctx.is_tensor, ctx.others)]
     with torch.enable_grad():
-        out = _op_composition("cpu")(*args)
+        out = _op_composition("auto")(*args)
         present = [a for a, is_tensor in zip(args, ctx.is_tensor) if is_tensor]
         grads = iter(torch.autograd.grad(out, present, grad, allow_unused=True))
     return tuple(next(grads) if is_tensor else None for is_tensor in ctx.is_tensor)

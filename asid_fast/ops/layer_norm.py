@@ -48,6 +48,7 @@ def _fwd_setup(ctx, inputs, output):
     x, weight, _, _ = inputs
     _, mean, rstd = output
     ctx.save_for_backward(x, weight, mean, rstd)
+    ctx.mark_non_differentiable(mean, rstd)  # saved for the backward only
 
 
 def _fwd_backward(ops, ctx, grad_y, _grad_mean, _grad_rstd):

@@ -42,6 +42,22 @@ def _limits(backend, tokens, dim):
     return None
 
 
+def _fwd_size(q, k, v, bias, mode, window, scale):
+    return window * window, q.shape[-1]
+
+
+def _bwd_size(grad_out, grad_attn, q, k, v, attn, bias, mode, window, scale):
+    return window * window, q.shape[-1]
+
+
+def _shared_fwd_size(attn, v, mode, window):
+    return window * window, v.shape[-1]
+
+
+def _shared_bwd_size(grad_out, attn, v, mode, window):
+    return window * window, v.shape[-1]
+
+
 def _windows(x, window):
     b, h, w, _ = x.shape
     return b * (h // window) * (w // window)
@@ -95,7 +111,7 @@ define(OpDef(
     name="window_attention_fwd", family=FAMILY,
     schema="(Tensor q, Tensor k, Tensor v, Tensor? bias, str mode, int window, float scale) "
            "-> (Tensor out, Tensor attn)",
-    fake=_fwd_fake, reference=_fwd_reference, limits=_limits,
+    fake=_fwd_fake, reference=_fwd_reference, size=_fwd_size, limits=_limits,
     backward=_fwd_backward, setup_context=_fwd_setup,
     flops=lambda q, k, v, bias, mode, window, scale, **_: 2 * _matmul_flops(v, window),
 ))
@@ -104,7 +120,7 @@ define(OpDef(
     schema="(Tensor grad_out, Tensor? grad_attn, Tensor q, Tensor k, Tensor v, Tensor attn, "
            "Tensor? bias, str mode, int window, float scale) "
            "-> (Tensor dq, Tensor dk, Tensor dv, Tensor dbias)",
-    fake=_bwd_fake, reference=_bwd_reference, limits=_limits,
+    fake=_bwd_fake, reference=_bwd_reference, size=_bwd_size, limits=_limits,
     flops=lambda go, ga, q, k, v, attn, bias, mode, window, scale, **_:
         4 * _matmul_flops(v, window),
 ))
@@ -138,7 +154,7 @@ define(OpDef(
     name="shared_window_attention_fwd", family=FAMILY,
     schema="(Tensor attn, Tensor v, str mode, int window) -> Tensor",
     fake=lambda attn, v, mode, window: v.new_empty(v.shape),
-    reference=_shared_fwd_reference, limits=_limits,
+    reference=_shared_fwd_reference, size=_shared_fwd_size, limits=_limits,
     backward=_shared_backward, setup_context=_shared_setup,
     flops=lambda attn, v, mode, window, **_: _matmul_flops(v, window),
 ))
@@ -147,7 +163,7 @@ define(OpDef(
     schema="(Tensor grad_out, Tensor attn, Tensor v, str mode, int window) "
            "-> (Tensor dattn, Tensor dv)",
     fake=lambda grad_out, attn, v, mode, window: (v.new_empty(attn.shape), v.new_empty(v.shape)),
-    reference=_shared_bwd_reference, limits=_limits,
+    reference=_shared_bwd_reference, size=_shared_bwd_size, limits=_limits,
     flops=lambda go, attn, v, mode, window, **_: 2 * _matmul_flops(v, window),
 ))
 
@@ -162,14 +178,14 @@ def window_attention(q, k, v, bias=None, *, mode="meso", window=8, scale=None, b
     d**-0.5 and multiplies q. Returns out (B, H, W, d) and attn (B H/w W/w, w², w²).
     """
     scale = _checks.check_window_attention(q, k, v, bias, mode, window, scale)
-    size = (window * window, q.shape[-1])
-    fn = implementation("window_attention_fwd", backend, q.device.type, q.dtype, size)
+    fn = implementation("window_attention_fwd", backend, q.device.type, q.dtype,
+                        _fwd_size(q, k, v, bias, mode, window, scale))
     return fn(q, k, v, bias, mode, window, scale)
 
 
 def shared_window_attention(attn, v, *, mode="meso", window=8, backend="auto"):
     """Apply a stored attention matrix: attn (B H/w W/w, w², w²), v (B, H, W, d) -> (B, H, W, d)."""
     _checks.check_shared_window_attention(attn, v, mode, window)
-    size = (window * window, v.shape[-1])
-    fn = implementation("shared_window_attention_fwd", backend, v.device.type, v.dtype, size)
+    fn = implementation("shared_window_attention_fwd", backend, v.device.type, v.dtype,
+                        _shared_fwd_size(attn, v, mode, window))
     return fn(attn, v, mode, window)
