@@ -48,6 +48,23 @@ def test_cli_table_and_json(tmp_path, capsys):
     assert float(table[-1].split()[1]) == pytest.approx(data["psnr"], abs=1e-4)
 
 
+def test_unwritable_json_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    from asid_fast.tools import evaluate as evaluate_mod
+
+    hr = _hr_folder(tmp_path)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("measured before the --json place was checked")
+
+    monkeypatch.setattr(evaluate_mod, "score", no_scoring)
+    for path, message in [("/proc/asid_fast_no_such_dir/r.json", "cannot create the folder"),
+                          (f"{hr / 'im0.png'}/r.json", "is a file, not a folder")]:
+        code = main(["eval", "--hr", str(hr), "--scale", "2", "--bicubic", "--json", path])
+        err = capsys.readouterr().err
+        assert code == 1 and f"cannot write {path}: " in err and message in err, err
+        assert len(err.splitlines()) == 1, err
+
+
 def test_model_path_and_lr_folder(tmp_path):
     hr = _hr_folder(tmp_path)
     ckpt = tmp_path / "w.pt"

@@ -120,6 +120,26 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
         assert err.startswith("asid-fast upscale: error:") and message in err, (argv, err)
 
 
+def test_unwritable_output_is_refused_before_the_model_loads(tmp_path, ckpt, capsys, monkeypatch):
+    src = image(tmp_path, "in.png", 12, 12)
+    a_file = tmp_path / "file.png"
+    a_file.write_bytes(b"")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was prepared before the output was checked")
+
+    monkeypatch.setattr(runtime, "prepare_model", no_model)
+    cases = [("/proc/asid_fast_no_such_dir/", "cannot write /proc/asid_fast_no_such_dir/in.png: "
+                                              "cannot create the folder /proc/asid_fast_no_such_dir"),
+             (f"{a_file}/sub/", f"cannot write {a_file}/sub/in.png: {a_file} is a file, not a folder"),
+             (f"{a_file}/out.png", f"{a_file} is a file, not a folder"),
+             ("/proc/out.png", "cannot write /proc/out.png: cannot create files in /proc")]
+    for out, message in cases:
+        code, err = run(capsys, src, "-o", out, "--scale", 2, "--weights", ckpt, "--device", "cpu")
+        assert code == 1 and message in err, (out, err)
+        assert len(err.splitlines()) == 1, err
+
+
 def test_no_weights_and_none_shipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shipped_weights, "WEIGHTS_DIR", tmp_path / "no_weights_here")
     code, err = run(capsys, image(tmp_path, "in.png", 12, 12), "-o", tmp_path / "o", "--scale", 4)

@@ -109,7 +109,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=f"cannot write {target}: disk full"):
         write_image(target, Picture(np.zeros((4, 4, 3), np.uint8), None, "PNG"))
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import runtime
-from .atomic import write_text
+from .atomic import check_writable, write_text
 from .errors import UserError
 from .imageio import Picture, list_images, read_rgb8
 from .imresize import imresize
@@ -102,6 +102,8 @@ def evaluate(hr, scale: int, weights=None, bicubic=False, lr=None, variant="asid
     if scale not in (2, 3, 4):
         raise UserError(f"--scale must be 2, 3 or 4, got {scale}")
     check_tiling(tile, overlap)
+    if json_path is not None:
+        check_writable([json_path])
     if bicubic:
         sr = bicubic_sr(scale)
     else:

@@ -129,12 +129,15 @@ def write_image(path, pic: Picture, fmt: str | None = None, quality: int = 95) -
         raise UserError(f"{path}: {fmt} cannot store an alpha channel; write PNG (--format png)")
     planes = pic.pixels if pic.alpha is None else np.concatenate([pic.pixels, pic.alpha[..., None]], 2)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_path(path) as tmp:
-        if pic.bits == 16 and planes.shape[2] > 1:
-            png16.write(tmp, planes)
-        else:
-            if pic.bits == 16:
-                im = Image.fromarray(planes[..., 0].astype(np.uint16))  # mode I;16
+    try:
+        with atomic_path(path) as tmp:
+            if pic.bits == 16 and planes.shape[2] > 1:
+                png16.write(tmp, planes)
             else:
-                im = Image.fromarray(planes[..., 0] if planes.shape[2] == 1 else planes)
-            im.save(tmp, format=fmt, **options)
+                if pic.bits == 16:
+                    im = Image.fromarray(planes[..., 0].astype(np.uint16))  # mode I;16
+                else:
+                    im = Image.fromarray(planes[..., 0] if planes.shape[2] == 1 else planes)
+                im.save(tmp, format=fmt, **options)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from e

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from . import runtime
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path, check_writable, write_text
 from .data import PatchStream, build_cache, find_sources
 from .errors import UserError
 
@@ -276,7 +276,7 @@ def train(out=None, resume=None, progress=True, **options) -> dict:
                             "or choose another --out")
         config = make_config(options)
     check_config(config)
-    run.mkdir(parents=True, exist_ok=True)
+    check_writable([run / "config.json"])  # creates the run folder
     write_text(run / "config.json", json.dumps(config, indent=2) + "\n")
     trainer = Trainer(run, config, state, progress)
     trim_metrics(run / METRICS, trainer.step)

@@ -8,6 +8,7 @@ import torch
 from tqdm import tqdm
 
 from . import runtime
+from .atomic import check_writable
 from .errors import UserError
 from .imageio import (EXTENSIONS, FORMAT_EXT, Picture, list_images, output_format, read_image,
                       write_image)
@@ -105,6 +106,7 @@ def upscale(inputs, out, scale: int, weights=None, variant="asid", tile=64, over
     check_tiling(tile, overlap)
     files = collect_inputs(inputs)
     targets = plan_outputs(files, out, fmt, suffix)
+    check_writable(targets)
     model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
     fn = model_fn(model, dt)
     for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="img",
