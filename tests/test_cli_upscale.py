@@ -99,12 +99,18 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
     x3 = tmp_path / "x3.pt"
     torch.save(ASID(3).state_dict(), x3)
     deep = image(tmp_path, "deep.png", 10, 10, dtype=np.uint16)
+    good = torch.load(ckpt, weights_only=True)
+    nan, integer = tmp_path / "nan.pt", tmp_path / "int.pt"
+    torch.save({k: v.clone().fill_(float("nan")) if k == "up.0.bias" else v for k, v in good.items()}, nan)
+    torch.save({k: (v * 0).to(torch.int32) for k, v in good.items()}, integer)
     common = ["--scale", 2, "--device", "cpu"]
     cases = [
         ([tmp_path / "missing.png", "-o", tmp_path / "o", "--weights", ckpt], "no such file"),
         ([bad, "-o", tmp_path / "o", "--weights", ckpt], "cannot read image"),
         ([src, "-o", tmp_path / "o", "--weights", x3], "ASID x3"),
         ([src, "-o", tmp_path / "o", "--weights", tmp_path / "nope.pt"], "checkpoint not found"),
+        ([src, "-o", tmp_path / "o", "--weights", nan], f"{nan}: 1 tensors hold NaN or Inf: up.0.bias"),
+        ([src, "-o", tmp_path / "o", "--weights", integer], "are not floating-point"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--dtype", "bf16"], "only supported on CUDA"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--tile", 5], "--tile"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--overlap", 64], "--overlap"),
