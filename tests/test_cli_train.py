@@ -19,32 +19,12 @@ from asid_fast.tools.errors import UserError
 from asid_fast.tools.evaluate import evaluate
 from asid_fast.tools.imageio import Picture, write_image
 from asid_fast.tools.train import train
-
-TINY = dict(scale=2, patch=12, batch=2, repeat=4, workers=0, log_every=1, seed=3)
-
-
-def smooth_image(rng, h, w):
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = 128 + 60 * np.sin(xx / 5 + rng.uniform(0, 6)) * np.cos(yy / 7 + rng.uniform(0, 6))
-    img = base[..., None] + rng.normal(0, 8, (h, w, 3)) + rng.uniform(-40, 40, 3)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+from train_helpers import TINY, losses, metrics, write_hr_folder
 
 
 @pytest.fixture(scope="module")
 def hr_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hr")
-    rng = np.random.default_rng(0)
-    for i, (h, w) in enumerate([(40, 36), (34, 44)]):
-        write_image(folder / f"img{i}.png", Picture(smooth_image(rng, h, w), None, "PNG"))
-    return folder
-
-
-def metrics(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def losses(run):
-    return [m["loss"] for m in metrics(run) if "loss" in m]
+    return write_hr_folder(tmp_path_factory.mktemp("hr"))
 
 
 class Crash(BaseException):

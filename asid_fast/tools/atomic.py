@@ -19,9 +19,10 @@ def _temp_file(path: Path) -> str:
 
 
 @contextmanager
-def atomic_path(path):
+def atomic_path(path, keep=None):
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` atomically,
-    on error it is removed."""
+    on error it is removed. With ``keep``, the file it replaces is first renamed to ``keep``
+    (so for a moment neither ``path`` nor the old file is there under ``path``'s name)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_file(path)
@@ -32,6 +33,8 @@ def atomic_path(path):
         yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        if keep is not None and path.exists():
+            os.replace(path, keep)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,14 +1,17 @@
 """``asid-fast train``: train ASID on HR images with resumable, atomic checkpoints.
 
 A run folder holds ``last.pt`` (model, optimizer, scheduler, grad scaler, step, RNG states,
-config), ``config.json`` and ``metrics.jsonl`` (one JSON object per log or validation event).
-Because the data stream is a pure function of (seed, sample index) (see :mod:`.data`), a resumed
-run continues exactly where the last checkpoint left off.
+config and a checksum of all of these), ``previous.pt`` (the checkpoint before it, used when
+``last.pt`` is missing or damaged), ``config.json`` and ``metrics.jsonl`` (one JSON object per
+log or validation event). Because the data stream is a pure function of (seed, sample index)
+(see :mod:`.data`), a resumed run continues exactly where the last checkpoint left off.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +37,9 @@ RESUMABLE = {"data", "epochs", "steps", "workers", "save_every", "val", "val_eve
              "backend", "device"}
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT = "last.pt"
+PREVIOUS = "previous.pt"
+DAMAGED = "last.pt.damaged"  # a damaged last.pt is moved here when resuming from previous.pt
+CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 
 
@@ -100,18 +106,67 @@ def init_from(model: torch.nn.Module, path) -> list[str]:
 
 
 def save_checkpoint(run: Path, state: dict) -> None:
-    with atomic_path(run / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
+    """Write ``state`` and its checksum to RUN/last.pt atomically; the last.pt it replaces
+    becomes previous.pt."""
+    from ..checkpoint import with_checksum
+
+    with atomic_path(run / CHECKPOINT, keep=run / PREVIOUS) as tmp:
+        torch.save(with_checksum(state), tmp)
 
 
-def load_run(run: Path) -> dict:
-    path = run / CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"nothing to resume: {path} not found")
+def read_training_state(path: Path) -> dict:
+    """The verified ``asid-fast train`` state in ``path``; CheckpointError saying what is
+    missing when the file holds something else (e.g. weights only)."""
+    from ..checkpoint import CheckpointError, TRAINING_KEYS, load_verified
+
+    state = load_verified(path)
+    missing = [k for k in TRAINING_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not an asid-fast training state: it has no "
+                              f"{', '.join(missing)}; to start a new run from its weights, use "
+                              f"--out NEW_RUN --init {path}")
+    # every option is stored in a run's config (make_config)
+    lacking = [k for k in DEFAULTS if not isinstance(state["config"], dict) or k not in state["config"]]
+    if lacking:
+        raise CheckpointError(f"{path}: its training config has no {', '.join(lacking)}")
+    return state
+
+
+def load_run(run: Path) -> tuple[dict, Path]:
+    """(training state, its file) to resume ``run`` from: last.pt, or previous.pt when last.pt
+    is missing or damaged, saying so (a damaged last.pt is moved to last.pt.damaged)."""
+    from ..checkpoint import CheckpointError, DamagedCheckpoint
+
+    last, previous = run / CHECKPOINT, run / PREVIOUS
+    if not (last.is_file() or previous.is_file()):
+        raise UserError(f"nothing to resume: {last} not found")
+    why = None  # why previous.pt is used
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot read checkpoint {path}: {e}") from None
+        if last.is_file():
+            try:
+                return read_training_state(last), last
+            except DamagedCheckpoint as e:
+                if not previous.is_file():
+                    raise
+                why = str(e)
+        else:
+            why = f"{last} is missing (the run stopped while saving)"
+        state = read_training_state(previous)
+    except CheckpointError as e:
+        raise UserError(f"{why}; {e}" if why else str(e)) from None
+    if last.is_file():
+        os.replace(last, run / DAMAGED)
+        why += f"; moved it to {run / DAMAGED}"
+    print(f"note: {why}; resuming from {previous} (step {state['step']})", file=sys.stderr)
+    return state, previous
+
+
+def remove_stale_temps(run: Path) -> None:
+    """Delete the temp files that a run killed while writing leaves in ``run``, saying so."""
+    for name in (CHECKPOINT, CONFIG, METRICS):
+        for tmp in run.glob(f".{name}.*.tmp"):
+            tmp.unlink()
+            print(f"note: removed {tmp}, left by a run stopped while writing", file=sys.stderr)
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -129,9 +184,11 @@ def trim_metrics(path: Path, step: int) -> None:
 
 
 class Trainer:
-    """One training run; see :func:`train`."""
+    """One training run; see :func:`train`. ``state`` (read from the file ``source``) resumes
+    one."""
 
-    def __init__(self, run: Path, config: dict, state: dict | None, progress: bool):
+    def __init__(self, run: Path, config: dict, state: dict | None, progress: bool,
+                 source: Path | None = None):
         c = self.config = config
         self.run, self.progress = run, progress
         self.device = runtime.resolve_device(c["device"])
@@ -141,7 +198,9 @@ class Trainer:
         runtime.check_backend(c["backend"], self.device)
         torch.manual_seed(c["seed"])
         self.model = runtime.build_model(c["scale"], c["variant"], c["backend"]).to(self.device)
-        if state is None and c["init"]:
+        if state is not None:
+            self._load_model(state["model"], source)
+        elif c["init"]:
             skipped = init_from(self.model, c["init"])
             if skipped:
                 print(f"init: kept fresh {', '.join(skipped)} (shape differs in {c['init']})")
@@ -158,7 +217,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
         self.step, self.saved_step = 0, None
         if state is not None:
-            self._restore(state)
+            self._restore(state, source)
             self.saved_step = self.step
         self.val_pairs = None
         if c["val"]:
@@ -166,11 +225,26 @@ class Trainer:
 
             self.val_pairs = load_pairs(c["val"], c["scale"])
 
-    def _restore(self, state):
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+    def _load_model(self, sd: dict, source: Path) -> None:
+        """Load the resumed weights, refused clearly if they do not fit the run's model."""
+        from ..checkpoint import CheckpointError, check_state_dict
+
+        c = self.config
+        try:
+            check_state_dict(self.model, sd, source=f"{source} ({c['variant']} x{c['scale']} "
+                                                    "by its config)")
+        except CheckpointError as e:
+            raise UserError(str(e)) from None
+        self.model.load_state_dict(sd)
+
+    def _restore(self, state: dict, source: Path) -> None:
+        """Optimizer, scheduler, grad scaler, step and RNG states of a resumed run."""
+        for name, part in (("optimizer", self.opt), ("scheduler", self.sched),
+                           ("scaler", self.scaler)):
+            try:
+                part.load_state_dict(state[name])
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                raise UserError(f"{source}: its {name} state does not fit this run: {e}") from None
         self.step = state["step"]
         torch.set_rng_state(state["rng"]["torch"])
         if self.device.type == "cuda" and state["rng"]["cuda"]:
@@ -265,20 +339,21 @@ def train(out=None, resume=None, progress=True, **options) -> dict:
         run = Path(resume)
         if out is not None and Path(out).resolve() != run.resolve():
             raise UserError("--out and --resume name different runs; give only --resume RUN")
-        state = load_run(run)
+        state, source = load_run(run)
         config = make_config(options, state["config"])
     else:
         if out is None:
             raise UserError("give --out RUN for a new run (or --resume RUN)")
-        run, state = Path(out), None
-        if (run / CHECKPOINT).exists():
+        run, state, source = Path(out), None, None
+        if (run / CHECKPOINT).exists() or (run / PREVIOUS).exists():
             raise UserError(f"{run} already holds a run; continue it with --resume {run} "
                             "or choose another --out")
         config = make_config(options)
     check_config(config)
-    check_writable([run / "config.json"])  # creates the run folder
-    write_text(run / "config.json", json.dumps(config, indent=2) + "\n")
-    trainer = Trainer(run, config, state, progress)
+    check_writable([run / CONFIG])  # creates the run folder
+    remove_stale_temps(run)
+    write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
+    trainer = Trainer(run, config, state, progress, source)
     trim_metrics(run / METRICS, trainer.step)
     return trainer.fit()
 
