@@ -181,3 +181,55 @@ def test_stray_temp_files_are_removed_on_start_and_resume(tmp_path, hr_dir, caps
     assert code == 0 and not stray.exists() and not (run / ".metrics.jsonl.x.tmp").exists()
     assert sorted(p.name for p in run.iterdir()) == ["cache", "config.json", "last.pt",
                                                      "metrics.jsonl", "previous.pt"]
+
+
+@pytest.mark.parametrize("poisoned,log_every,message", [
+    (4, 1, "training stopped at step 4: the loss is nan; the last good checkpoint is {} (step 2)"),
+    (3, 100, "training stopped at step 4: the mean loss of steps 1-4 is nan; the last good "
+             "checkpoint is {} (step 2)"),
+])
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, hr_dir, capsys,
+                                                                   monkeypatch, poisoned,
+                                                                   log_every, message):
+    from asid_fast.tools.train import Trainer
+
+    real_batch = Trainer._batch
+
+    def batch(self, lr_u8, hr_u8):  # the batch of step ``poisoned`` holds a NaN pixel
+        lr, hr = real_batch(self, lr_u8, hr_u8)
+        if self.step + 1 == poisoned:
+            lr[0, 0, 0, 0] = float("nan")
+        return lr, hr
+
+    monkeypatch.setattr(Trainer, "_batch", batch)
+    run = tmp_path / "run"
+    code, err = cli(capsys, "train", "--data", hr_dir, "--scale", 2, "--out", run, "--patch", 12,
+                    "--batch", 2, "--workers", 0, "--log-every", log_every, "--save-every", 2,
+                    "--steps", 8)
+    assert code == 1 and message.format(run / "last.pt") in err, err
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    logged = metrics(run) if (run / "metrics.jsonl").exists() else []
+    assert [m["step"] for m in logged] == list(range(1, poisoned)) if log_every == 1 else not logged
+
+
+def test_non_finite_weights_stop_the_run(tmp_path, hr_dir, capsys, monkeypatch):
+    from asid_fast.tools.train import Trainer
+
+    real_step = Trainer.train_step
+
+    def step(self, lr, hr):  # the update of step 1 leaves an infinite weight, the loss finite
+        loss = real_step(self, lr, hr)
+        with torch.no_grad():
+            self.model.output.bias[3] = float("inf")
+        return loss
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    run = tmp_path / "run"
+    code, err = cli(capsys, "train", "--data", hr_dir, "--scale", 2, "--out", run, "--patch", 12,
+                    "--batch", 2, "--workers", 0, "--log-every", 1, "--steps", 3)
+    assert code == 1, err
+    assert ("training stopped at step 1: 1 weight tensors hold NaN or Inf (output.bias); "
+            "no checkpoint was saved") in err, err
+    assert not (run / "last.pt").exists()

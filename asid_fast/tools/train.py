@@ -293,37 +293,59 @@ class Trainer:
         self.model.train()
         return result["psnr"]
 
+    def check_finite(self, loss_sum: torch.Tensor, n: int) -> None:
+        """UserError if the summed loss of the last ``n`` steps or a weight is NaN/Inf, naming
+        the step and the last good checkpoint. One host sync: called at logs and saves only."""
+        named = list(self.model.named_parameters())
+        finite = torch.stack([torch.isfinite(loss_sum)] + [torch.isfinite(p).all() for _, p in named])
+        if finite.all().item():
+            return
+        if not finite[0]:
+            what = (f"the loss is {loss_sum.item() / n}" if n == 1 else
+                    f"the mean loss of steps {self.step - n + 1}-{self.step} is {loss_sum.item() / n}")
+        else:
+            bad = [name for (name, _), ok in zip(named, finite[1:].tolist()) if not ok]
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            what = f"{len(bad)} weight tensors hold NaN or Inf ({shown})"
+        kept = (f"the last good checkpoint is {self.run / CHECKPOINT} (step {self.saved_step})"
+                if self.saved_step is not None else "no checkpoint was saved")
+        raise UserError(f"training stopped at step {self.step}: {what}; {kept}")
+
     def log(self, record: dict) -> None:
         with open(self.run / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def fit(self) -> dict:
+        """Train up to the last step, logging, validating and saving on schedule; returns the
+        last log record."""
         c = self.config
         self.model.train()
-        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step",
-                   disable=not self.progress)
         loss_sum, n, t0 = torch.zeros((), device=self.device), 0, time.perf_counter()
         last = {"step": self.step}
-        for lr_u8, hr_u8 in self.loader():
-            loss_sum += self.train_step(*self._batch(lr_u8, hr_u8))
-            self.step += 1
-            n += 1
-            bar.update(1)
-            if self.step % c["log_every"] == 0 or self.step == self.total:
-                elapsed = time.perf_counter() - t0
-                last = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
-                        "loss": loss_sum.item() / n, "lr": self.sched.get_last_lr()[0],
-                        "it_s": n / elapsed}
-                self.log(last)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}")
-                loss_sum.zero_()
-                n, t0 = 0, time.perf_counter()
-            if self.val_pairs and (self.step % c["val_every"] == 0 or self.step == self.total):
-                last["val_psnr"] = self.validate()
-                self.log({"step": self.step, "val_psnr": last["val_psnr"]})
-            if self.step % c["save_every"] == 0:
-                self.save()
-        bar.close()
+        with tqdm(total=self.total, initial=self.step, desc="train", unit="step",
+                  disable=not self.progress) as bar:
+            for lr_u8, hr_u8 in self.loader():
+                loss_sum += self.train_step(*self._batch(lr_u8, hr_u8))
+                self.step += 1
+                n += 1
+                bar.update(1)
+                at_log = self.step % c["log_every"] == 0 or self.step == self.total
+                if at_log or self.step % c["save_every"] == 0:
+                    self.check_finite(loss_sum, n)
+                if at_log:
+                    elapsed = time.perf_counter() - t0
+                    last = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
+                            "loss": loss_sum.item() / n, "lr": self.sched.get_last_lr()[0],
+                            "it_s": n / elapsed}
+                    self.log(last)
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}")
+                    loss_sum.zero_()
+                    n, t0 = 0, time.perf_counter()
+                if self.val_pairs and (self.step % c["val_every"] == 0 or self.step == self.total):
+                    last["val_psnr"] = self.validate()
+                    self.log({"step": self.step, "val_psnr": last["val_psnr"]})
+                if self.step % c["save_every"] == 0:
+                    self.save()
         if self.saved_step != self.step:
             self.save()
         return last
