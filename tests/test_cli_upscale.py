@@ -150,3 +150,17 @@ def test_no_weights_and_none_shipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shipped_weights, "WEIGHTS_DIR", tmp_path / "no_weights_here")
     code, err = run(capsys, image(tmp_path, "in.png", 12, 12), "-o", tmp_path / "o", "--scale", 4)
     assert code == 1 and "no shipped weights for asid x4" in err and "--weights" in err
+
+
+def test_exif_orientation_is_applied_before_upscaling(tmp_path, ckpt):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 14 rows x 10 columns, shown 10 rows x 14 columns
+    Image.fromarray(rng.integers(0, 256, (14, 10, 3)).astype(np.uint8)).save(
+        tmp_path / "in.jpg", quality=95, exif=exif)
+    out = upscale([tmp_path / "in.jpg"], tmp_path / "out", 2, ckpt, tile=0, device="cpu",
+                  progress=False)[0]
+    result = Image.open(out)
+    assert result.size == (28, 20) and 0x0112 not in result.getexif()  # upright, no tag

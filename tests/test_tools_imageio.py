@@ -113,3 +113,15 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         write_image(target, Picture(np.zeros((4, 4, 3), np.uint8), None, "PNG"))
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((12, 20, 3), np.uint8)
+    img[:4, :6] = 255  # a white block at the top left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: viewers rotate the stored pixels 90 degrees clockwise
+    Image.fromarray(img).save(tmp_path / "rot.jpg", quality=100, exif=exif)
+    pic = read_image(tmp_path / "rot.jpg")
+    assert pic.format == "JPEG" and pic.pixels.shape == (20, 12, 3)
+    shown = np.rot90(img, k=-1)  # clockwise: the block ends up at the top right
+    assert np.abs(pic.pixels.astype(int) - shown).max() <= 8  # JPEG rounding only

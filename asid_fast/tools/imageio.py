@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import png16
 from .atomic import atomic_path
@@ -83,7 +83,8 @@ def _from_pillow(im: Image.Image, path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def read_image(path) -> Picture:
-    """Read an image file; raises UserError if it is missing or unreadable."""
+    """Read an image file, turned upright by its EXIF orientation; raises UserError if it is
+    missing or unreadable."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such image file: {path}")
@@ -95,8 +96,10 @@ def read_image(path) -> Picture:
             return Picture(arr[..., :-1], arr[..., -1], "PNG")
         with Image.open(path) as im:
             im.load()
-            pixels, alpha = _from_pillow(im, path)
-            return Picture(pixels, alpha, im.format or "PNG")
+            fmt = im.format or "PNG"
+            upright = ImageOps.exif_transpose(im)  # as viewers show it (EXIF Orientation)
+            pixels, alpha = _from_pillow(upright, path)
+            return Picture(pixels, alpha, fmt)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise UserError(f"cannot read image {path}: {e}") from e
 
