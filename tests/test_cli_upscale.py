@@ -164,3 +164,51 @@ def test_exif_orientation_is_applied_before_upscaling(tmp_path, ckpt):
                   progress=False)[0]
     result = Image.open(out)
     assert result.size == (28, 20) and 0x0112 not in result.getexif()  # upright, no tag
+
+
+def test_folder_with_failing_images_does_the_others_and_lists_the_failures(tmp_path, ckpt, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "c.png", "e.png"):
+        image(folder, name, 10, 10)
+    truncated = folder / "b.png"  # the header reads, the pixels do not
+    truncated.write_bytes(image(tmp_path, "whole.png", 30, 30).read_bytes()[:200])
+    junk = folder / "d.png"
+    junk.write_text("not an image")
+    code, err = run(capsys, folder, "-o", tmp_path / "out", "--scale", 2, "--weights", ckpt,
+                    "--device", "cpu", "--tile", 0)
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png", "e.png"]
+    lines = [line for line in err.split("\n") if line.startswith("asid-fast")]  # not the bar
+    assert lines[0].startswith(f"asid-fast upscale: failed: cannot read image {truncated}: ")
+    assert lines[1].startswith(f"asid-fast upscale: failed: cannot read image {junk}: ")
+    assert lines[2] == "asid-fast upscale: error: 2 of 5 images failed (listed above); 3 written"
+    # --fail-fast stops at the first failure, found from the headers before any work
+    code, err = run(capsys, folder, "-o", tmp_path / "ff", "--scale", 2, "--weights", ckpt,
+                    "--device", "cpu", "--tile", 0, "--fail-fast")
+    assert code == 1 and err.startswith(f"asid-fast upscale: error: cannot read image {junk}")
+    assert not (tmp_path / "ff").exists() or not list((tmp_path / "ff").iterdir())
+
+
+def test_unusable_inputs_are_refused_before_the_model_loads(tmp_path, ckpt, capsys, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was prepared before the inputs were checked")
+
+    monkeypatch.setattr(runtime, "prepare_model", no_model)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tiny = image(folder, "tiny.png", 8, 12)
+    rgba = image(folder, "rgba.png", 12, 12, alpha=True)
+    deep = image(folder, "deep.png", 12, 12, dtype=np.uint16)
+    src = image(tmp_path, "in.png", 12, 12)
+    out = tmp_path / "o"
+    cases = [
+        ([tiny, "-o", out], f"{tiny} is 12x8; ASID needs at least 9x9 pixels"),
+        ([rgba, "-o", out, "--format", "jpg"], f"{out / 'rgba.jpg'}: JPEG cannot store an alpha channel"),
+        ([deep, "-o", out / "deep.jpg"], f"{out / 'deep.jpg'}: JPEG cannot store 16-bit images"),
+        ([src, "-o", out, "--batch", 0], "--batch must be >= 1, got 0"),
+        ([folder, "-o", out, "--format", "jpg"], "3 of 3 images failed (listed above); 0 written"),
+    ]
+    for argv, message in cases:
+        code, err = run(capsys, *argv, "--scale", 2, "--weights", ckpt, "--device", "cpu")
+        assert code == 1 and message in err, (argv, err)

@@ -17,6 +17,8 @@ from . import png16
 from .atomic import atomic_path
 from .errors import UserError
 
+ORIENTATION = 0x0112  # EXIF tag; values 5-8 swap width and height
+MODES_I16 = ("I;16", "I;16L", "I;16B", "I;16N")  # Pillow's 16-bit gray modes
 EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
               ".tiff": "TIFF", ".webp": "WEBP"}
 FORMAT_EXT = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
@@ -57,7 +59,7 @@ def list_images(folder) -> list[Path]:
 
 def _from_pillow(im: Image.Image, path) -> tuple[np.ndarray, np.ndarray | None]:
     mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+    if mode in MODES_I16:
         return np.array(im, dtype=np.uint16)[..., None], None
     if mode == "I":
         arr = np.array(im)
@@ -104,6 +106,36 @@ def read_image(path) -> Picture:
         raise UserError(f"cannot read image {path}: {e}") from e
 
 
+@dataclass
+class Header:
+    hw: tuple[int, int]           # (height, width), upright (EXIF orientation applied)
+    bits: int                     # 8 or 16, as read_image will return it
+    alpha: bool
+
+
+def read_header(path) -> Header:
+    """Size, bit depth and alpha of an image file from its header, without decoding the
+    pixels; raises UserError if it is missing or not an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such image file: {path}")
+    try:
+        png = png16.header(path)
+        with Image.open(path) as im:
+            w, h = im.size
+            # a PNG's EXIF is known at open only if stored before the pixels; asking for it
+            # otherwise would decode the image
+            if (im.format != "PNG" or "exif" in im.info) and im.getexif().get(ORIENTATION, 1) >= 5:
+                w, h = h, w
+            if png is not None and png[0] == 16 and png[1] in png16.CHANNELS:
+                return Header((h, w), 16, png[1] in (4, 6))
+            alpha = im.mode in ("LA", "RGBA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            bits = 16 if im.mode in MODES_I16 or im.mode == "I" else 8  # as _from_pillow reads them
+            return Header((h, w), bits, alpha)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from e
+
+
 def read_rgb8(path, purpose: str = "this") -> np.ndarray:
     """An 8-bit image file as (H, W, 3) uint8 (gray repeated, alpha ignored)."""
     pic = read_image(path)
@@ -123,13 +155,18 @@ def output_format(fmt: str | None, path) -> str:
     return EXTENSIONS[key]
 
 
+def check_storable(path, fmt: str, bits: int, alpha: bool) -> None:
+    """UserError naming ``path`` if Pillow format ``fmt`` cannot store such an image."""
+    if bits == 16 and fmt != "PNG":
+        raise UserError(f"{path}: {fmt} cannot store 16-bit images; write PNG (--format png)")
+    if alpha and fmt in ("JPEG", "BMP"):
+        raise UserError(f"{path}: {fmt} cannot store an alpha channel; write PNG (--format png)")
+
+
 def write_image(path, pic: Picture, fmt: str | None = None, quality: int = 95) -> None:
     """Write ``pic`` atomically in format ``fmt`` (default: from the suffix of ``path``)."""
     fmt = output_format(fmt, path)
-    if pic.bits == 16 and fmt != "PNG":
-        raise UserError(f"{path}: {fmt} cannot store 16-bit images; write PNG (--format png)")
-    if pic.alpha is not None and fmt in ("JPEG", "BMP"):
-        raise UserError(f"{path}: {fmt} cannot store an alpha channel; write PNG (--format png)")
+    check_storable(path, fmt, pic.bits, pic.alpha is not None)
     planes = pic.pixels if pic.alpha is None else np.concatenate([pic.pixels, pic.alpha[..., None]], 2)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:

@@ -32,7 +32,8 @@ def tile_layout(h: int, w: int, tile: int, overlap: int) -> tuple[int, int, list
                     for j in tile_starts(w, tw, tw - overlap)]
 
 
-def check_tiling(tile: int, overlap: int) -> None:
+def check_tiling(tile: int, overlap: int, batch: int = 1) -> None:
+    """UserError unless --tile, --overlap and --batch are usable together."""
     from ..reference.model import MIN_SIZE
 
     if tile < 0 or overlap < 0:
@@ -41,6 +42,8 @@ def check_tiling(tile: int, overlap: int) -> None:
         raise UserError(f"--tile must be 0 (whole image) or at least {MIN_SIZE}, got {tile}")
     if tile and overlap >= tile:
         raise UserError(f"--overlap ({overlap}) must be smaller than --tile ({tile})")
+    if batch < 1:
+        raise UserError(f"--batch must be >= 1, got {batch}")
 
 
 def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int,
@@ -50,9 +53,7 @@ def tiled_forward(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, s
     ``tile`` = 0 runs the whole image at once. ``batch`` tiles go through ``fn`` together. The
     result is float32 on ``x``'s device.
     """
-    check_tiling(tile, overlap)
-    if batch < 1:
-        raise UserError(f"--batch must be >= 1, got {batch}")
+    check_tiling(tile, overlap, batch)
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"expected a (1, C, H, W) tensor, got shape {tuple(x.shape)}")
     _, c, h, w = x.shape
