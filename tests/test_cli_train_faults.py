@@ -233,3 +233,24 @@ def test_non_finite_weights_stop_the_run(tmp_path, hr_dir, capsys, monkeypatch):
     assert ("training stopped at step 1: 1 weight tensors hold NaN or Inf (output.bias); "
             "no checkpoint was saved") in err, err
     assert not (run / "last.pt").exists()
+
+
+def test_unusable_training_images_are_all_reported_before_training(tmp_path, capsys):
+    data = write_hr_folder(tmp_path / "data", sizes=((40, 36), (34, 44), (30, 30), (20, 20)))
+    truncated, junk = data / "img1.png", data / "img3.png"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    junk.write_text("not an image")
+    run = tmp_path / "run"
+    code, err = cli(capsys, "train", "--data", data, "--scale", 2, "--out", run, "--patch", 12,
+                    "--batch", 2, "--workers", 0, "--steps", 2)
+    assert code == 1, err
+    assert ("2 of 4 training images cannot be used (fix or remove them; the others are cached): "
+            f"cannot read image {truncated}: ") in err
+    assert f"; cannot read image {junk}: " in err
+    assert not (run / "last.pt").exists() and len(list((run / "cache" / "X2").glob("*.npy"))) == 4
+    # without them the run starts, and says which images are too small for the patches
+    truncated.unlink()
+    junk.unlink()
+    code, err = cli(capsys, "train", "--data", data, "--scale", 2, "--out", run, "--patch", 16,
+                    "--batch", 2, "--workers", 0, "--steps", 1)
+    assert code == 0 and "note: 1 of 2 training images are smaller than 16x16 LR patches" in err, err

@@ -66,26 +66,41 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr)
 
 
+def _cache_pair(hr_path: Path, lr_path: Path | None, scale: int, hr_npy: Path, lr_npy: Path):
+    """Decode one training image (and its LR file) and write both arrays; UserError naming
+    the file if it cannot be read or the sizes do not match."""
+    hr = read_rgb8(hr_path, "training")
+    h, w = hr.shape[:2]
+    hr = hr[:h - h % scale, :w - w % scale]
+    lr = imresize(hr, 1 / scale) if lr_path is None else read_rgb8(lr_path, "training")
+    if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+        raise UserError(f"scale mismatch: {lr_path} is {lr.shape[1]}x{lr.shape[0]}, "
+                        f"expected {hr.shape[1] // scale}x{hr.shape[0] // scale} for x{scale}")
+    _save_npy(hr_npy, np.ascontiguousarray(hr))
+    _save_npy(lr_npy, np.ascontiguousarray(lr))
+
+
 def build_cache(sources, scale: int, cache_dir, progress: bool = True) -> list[tuple[Path, Path]]:
     """Write (once) HR cropped to a multiple of ``scale`` and its LR as .npy files under
     ``cache_dir``; returns their paths. LR comes from the given file or bicubic ``imresize``.
-    Entries are keyed by path, size and mtime, so edited images are re-cached."""
+    Entries are keyed by path, size and mtime, so edited images are re-cached. Every image is
+    tried; those that cannot be used are reported together at the end, in one UserError."""
     cache = Path(cache_dir) / f"X{scale}"
-    pairs = []
+    pairs, failures = [], []
     for hr_path, lr_path in tqdm(sources, desc="caching", unit="img", disable=not progress, leave=False):
         key = f"{hr_path.stem}-{_cache_key(hr_path)}"
         hr_npy, lr_npy = cache / f"{key}.hr.npy", cache / f"{key}.lr.npy"
         if not (hr_npy.is_file() and lr_npy.is_file()):
-            hr = read_rgb8(hr_path, "training")
-            h, w = hr.shape[:2]
-            hr = hr[:h - h % scale, :w - w % scale]
-            lr = imresize(hr, 1 / scale) if lr_path is None else read_rgb8(lr_path, "training")
-            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                raise UserError(f"scale mismatch: {lr_path} is {lr.shape[1]}x{lr.shape[0]}, "
-                                f"expected {hr.shape[1] // scale}x{hr.shape[0] // scale} for x{scale}")
-            _save_npy(hr_npy, np.ascontiguousarray(hr))
-            _save_npy(lr_npy, np.ascontiguousarray(lr))
+            try:
+                _cache_pair(hr_path, lr_path, scale, hr_npy, lr_npy)
+            except UserError as e:
+                failures.append(str(e))
+                continue
         pairs.append((hr_npy, lr_npy))
+    if failures:
+        more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+        raise UserError(f"{len(failures)} of {len(sources)} training images cannot be used (fix or "
+                        f"remove them; the others are cached): {'; '.join(failures[:3])}{more}")
     return pairs
 
 

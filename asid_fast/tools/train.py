@@ -207,6 +207,9 @@ class Trainer:
         sources = find_sources(c["data"], c["scale"])
         pairs = build_cache(sources, c["scale"], c["cache"] or run / "cache", progress)
         self.stream = PatchStream(pairs, c["scale"], c["patch"], c["seed"], c["repeat"])
+        if self.stream.skipped:
+            print(f"note: {self.stream.skipped} of {len(pairs)} training images are smaller than "
+                  f"{c['patch']}x{c['patch']} LR patches and are left out", file=sys.stderr)
         self.steps_per_epoch = max(1, self.stream.epoch_size // c["batch"])
         self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], betas=tuple(c["betas"]),
