@@ -110,10 +110,12 @@ def test_old_checkpoint_without_checksum_resumes_with_a_notice(tmp_path, hr_dir,
                                                                capsys):
     run = tmp_path / "run"
     train(run, data=[hr_dir], steps=2, save_every=1, progress=False, **TINY)
-    # rewrite the run as the old code left it: last.pt without a checksum, no previous.pt
+    # rewrite the run as the old code left it: last.pt without a checksum and with the old
+    # options only in its config, no previous.pt
     state = torch.load(run / "last.pt", weights_only=True)
     del state[CHECKSUM_KEY]
-    assert list(state) == OLD_KEYS and sorted(state["config"]) == sorted(OLD_OPTIONS)
+    assert list(state) == OLD_KEYS and set(OLD_OPTIONS) < set(state["config"])
+    state["config"] = {k: state["config"][k] for k in OLD_OPTIONS}
     torch.save(state, run / "last.pt")
     (run / "previous.pt").unlink()
     code, err = cli(capsys, "train", "--resume", run, "--steps", 4)
@@ -122,7 +124,8 @@ def test_old_checkpoint_without_checksum_resumes_with_a_notice(tmp_path, hr_dir,
     assert notice in err and err.count("note:") == 1, err
     assert_same_weights(run / "last.pt", reference_run / "last.pt")
     assert losses(run) == losses(reference_run)
-    assert CHECKSUM_KEY in torch.load(run / "last.pt", weights_only=True)  # new saves carry one
+    new = torch.load(run / "last.pt", weights_only=True)
+    assert CHECKSUM_KEY in new and new["config"]["world_size"] == 1  # new saves carry both
     # and its weights load for inference, with the same notice
     torch.save(state, tmp_path / "old.pt")
     code, err = cli(capsys, "upscale", hr_dir / "img0.png", "-o", tmp_path / "o", "--scale", 2,

@@ -2,8 +2,10 @@
 deterministic stream of random LR/HR patch pairs.
 
 Sample ``i`` of the stream depends only on (seed, i): its image comes from a per-epoch
-permutation, its crop and flip/rotation from a generator seeded with (seed, i). A resumed run
-therefore sees exactly the batches an uninterrupted run would, whatever the worker count.
+permutation, its crop and flip/rotation from a generator seeded with (seed, i). Step ``t`` uses
+samples ``t * batch`` to ``(t + 1) * batch - 1``, split evenly across the processes of a
+data-parallel run (:class:`StepSampler`). A resumed run therefore sees exactly the batches an
+uninterrupted run would, whatever the worker or process count.
 """
 from __future__ import annotations
 
@@ -158,3 +160,22 @@ class PatchStream(torch.utils.data.Dataset):
         if rot:
             lr_p, hr_p = torch.rot90(lr_p, rot, (1, 2)), torch.rot90(hr_p, rot, (1, 2))
         return lr_p.contiguous(), hr_p.contiguous()
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """The sample indices of steps [start, stop) for process ``rank`` of ``world``: step t's
+    global batch is indices t * batch ... (t + 1) * batch - 1, and each process takes its
+    rank-th equal part (batch // world indices). With one process: range(start * batch,
+    stop * batch)."""
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1):
+        self.start, self.stop, self.batch, self.rank = start, stop, batch, rank
+        self.part = batch // world
+
+    def __iter__(self):
+        for t in range(self.start, self.stop):
+            first = t * self.batch + self.rank * self.part
+            yield from range(first, first + self.part)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.part

@@ -5,6 +5,11 @@ config and a checksum of all of these), ``previous.pt`` (the checkpoint before i
 ``last.pt`` is missing or damaged), ``config.json`` and ``metrics.jsonl`` (one JSON object per
 log or validation event). Because the data stream is a pure function of (seed, sample index)
 (see :mod:`.data`), a resumed run continues exactly where the last checkpoint left off.
+
+Under torchrun the run is data-parallel (DistributedDataParallel): ``--batch`` is the global
+batch, split evenly across the processes, each step's samples are the ones a single process
+would use, so the updates do not depend on the process count (up to float32 summation order).
+Rank 0 alone reads and writes the run folder; the config and log record ``world_size``.
 """
 from __future__ import annotations
 
@@ -18,9 +23,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import runtime
+from . import distributed, runtime
 from .atomic import atomic_path, check_writable, write_text
-from .data import PatchStream, build_cache, find_sources
+from .data import PatchStream, StepSampler, build_cache, find_sources
+from .distributed import Ranks
 from .errors import UserError
 
 DEFAULTS = {
@@ -84,6 +90,10 @@ def check_config(c: dict) -> None:
         raise UserError("--workers and --decay-epochs must be >= 0 and --lr > 0")
     if c["amp"] not in AMP:
         raise UserError(f"--amp must be one of {sorted(AMP)}, got {c['amp']!r}")
+    world = c["world_size"]
+    if c["batch"] % world:
+        raise UserError(f"--batch {c['batch']} does not split evenly across {world} processes: "
+                        f"give a multiple of {world} (--batch is the global batch)")
 
 
 def init_from(model: torch.nn.Module, path) -> list[str]:
@@ -184,14 +194,18 @@ def trim_metrics(path: Path, step: int) -> None:
 
 
 class Trainer:
-    """One training run; see :func:`train`. ``state`` (read from the file ``source``) resumes
-    one."""
+    """One training run, or this process's part of a data-parallel one; see :func:`train`.
+    ``state`` (read from the file ``source``) resumes one. Makes no collective call before
+    :meth:`fit`."""
 
     def __init__(self, run: Path, config: dict, state: dict | None, progress: bool,
-                 source: Path | None = None):
+                 source: Path | None = None, ranks: Ranks = Ranks()):
         c = self.config = config
-        self.run, self.progress = run, progress
+        self.run, self.ranks = run, ranks
+        self.progress = progress and ranks.main
         self.device = runtime.resolve_device(c["device"])
+        if ranks.distributed and self.device.type == "cuda":
+            self.device = distributed.local_cuda(self.device, ranks)
         self.amp = AMP[c["amp"]]
         if self.amp is not None and self.device.type != "cuda":
             raise UserError(f"--amp {c['amp']} needs a CUDA device; use --amp none on {self.device.type}")
@@ -202,12 +216,12 @@ class Trainer:
             self._load_model(state["model"], source)
         elif c["init"]:
             skipped = init_from(self.model, c["init"])
-            if skipped:
+            if skipped and ranks.main:
                 print(f"init: kept fresh {', '.join(skipped)} (shape differs in {c['init']})")
         sources = find_sources(c["data"], c["scale"])
-        pairs = build_cache(sources, c["scale"], c["cache"] or run / "cache", progress)
+        pairs = build_cache(sources, c["scale"], c["cache"] or run / "cache", self.progress)
         self.stream = PatchStream(pairs, c["scale"], c["patch"], c["seed"], c["repeat"])
-        if self.stream.skipped:
+        if self.stream.skipped and ranks.main:
             print(f"note: {self.stream.skipped} of {len(pairs)} training images are smaller than "
                   f"{c['patch']}x{c['patch']} LR patches and are left out", file=sys.stderr)
         self.steps_per_epoch = max(1, self.stream.epoch_size // c["batch"])
@@ -223,10 +237,11 @@ class Trainer:
             self._restore(state, source)
             self.saved_step = self.step
         self.val_pairs = None
-        if c["val"]:
+        if c["val"] and ranks.main:
             from .evaluate import load_pairs
 
             self.val_pairs = load_pairs(c["val"], c["scale"])
+        self.net = self.model  # what trains: wrapped in DistributedDataParallel by fit
 
     def _load_model(self, sd: dict, source: Path) -> None:
         """Load the resumed weights, refused clearly if they do not fit the run's model."""
@@ -250,10 +265,14 @@ class Trainer:
                 raise UserError(f"{source}: its {name} state does not fit this run: {e}") from None
         self.step = state["step"]
         torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        # one state per visible GPU: restorable only with the same count (training draws no
+        # CUDA random numbers, so a run moved to another machine loses nothing)
+        cuda = state["rng"]["cuda"]
+        if self.device.type == "cuda" and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
 
     def state(self) -> dict:
+        """Everything a resumed run needs (see the module docstring)."""
         cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
@@ -261,13 +280,18 @@ class Trainer:
                 "config": self.config}
 
     def save(self):
-        save_checkpoint(self.run, self.state())
+        """Rank 0 writes the checkpoint; every rank waits for it."""
+        if self.ranks.main:
+            save_checkpoint(self.run, self.state())
+        distributed.barrier()
         self.saved_step = self.step
 
     def loader(self):
-        b = self.config["batch"]
+        """This process's share of the batches of the remaining steps."""
+        b, world = self.config["batch"], self.ranks.world_size
+        sampler = StepSampler(self.step, self.total, b, self.ranks.rank, world)
         return torch.utils.data.DataLoader(
-            self.stream, batch_size=b, sampler=range(self.step * b, self.total * b),
+            self.stream, batch_size=b // world, sampler=sampler,
             num_workers=self.config["workers"], pin_memory=self.device.type == "cuda")
 
     def _batch(self, lr_u8, hr_u8):
@@ -278,7 +302,7 @@ class Trainer:
     def train_step(self, lr, hr) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            sr = self.model(lr)
+            sr = self.net(lr)
         loss = torch.nn.functional.l1_loss(sr.float(), hr)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -298,7 +322,9 @@ class Trainer:
 
     def check_finite(self, loss_sum: torch.Tensor, n: int) -> None:
         """UserError if the summed loss of the last ``n`` steps or a weight is NaN/Inf, naming
-        the step and the last good checkpoint. One host sync: called at logs and saves only."""
+        the step and the last good checkpoint. One host sync: called at logs and saves only,
+        with the loss averaged over the ranks (the weights are the same on all), so that every
+        rank stops together; rank 0 shows the message."""
         named = list(self.model.named_parameters())
         finite = torch.stack([torch.isfinite(loss_sum)] + [torch.isfinite(p).all() for _, p in named])
         if finite.all().item():
@@ -312,7 +338,9 @@ class Trainer:
             what = f"{len(bad)} weight tensors hold NaN or Inf ({shown})"
         kept = (f"the last good checkpoint is {self.run / CHECKPOINT} (step {self.saved_step})"
                 if self.saved_step is not None else "no checkpoint was saved")
-        raise UserError(f"training stopped at step {self.step}: {what}; {kept}")
+        error = UserError(f"training stopped at step {self.step}: {what}; {kept}")
+        error.quiet = not self.ranks.main
+        raise error
 
     def log(self, record: dict) -> None:
         with open(self.run / METRICS, "a") as f:
@@ -322,6 +350,8 @@ class Trainer:
         """Train up to the last step, logging, validating and saving on schedule; returns the
         last log record."""
         c = self.config
+        main = self.ranks.main
+        self.net = distributed.wrap(self.model, self.device)
         self.model.train()
         loss_sum, n, t0 = torch.zeros((), device=self.device), 0, time.perf_counter()
         last = {"step": self.step}
@@ -334,19 +364,23 @@ class Trainer:
                 bar.update(1)
                 at_log = self.step % c["log_every"] == 0 or self.step == self.total
                 if at_log or self.step % c["save_every"] == 0:
+                    loss_sum = distributed.mean(loss_sum)
                     self.check_finite(loss_sum, n)
                 if at_log:
                     elapsed = time.perf_counter() - t0
                     last = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
                             "loss": loss_sum.item() / n, "lr": self.sched.get_last_lr()[0],
-                            "it_s": n / elapsed}
-                    self.log(last)
+                            "it_s": n / elapsed, "world_size": self.ranks.world_size}
+                    if main:
+                        self.log(last)
                     bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}")
                     loss_sum.zero_()
                     n, t0 = 0, time.perf_counter()
-                if self.val_pairs and (self.step % c["val_every"] == 0 or self.step == self.total):
-                    last["val_psnr"] = self.validate()
-                    self.log({"step": self.step, "val_psnr": last["val_psnr"]})
+                if c["val"] and (self.step % c["val_every"] == 0 or self.step == self.total):
+                    if main:
+                        last["val_psnr"] = self.validate()
+                        self.log({"step": self.step, "val_psnr": last["val_psnr"]})
+                    distributed.barrier()
                 if self.step % c["save_every"] == 0:
                     self.save()
         if self.saved_step != self.step:
@@ -354,12 +388,11 @@ class Trainer:
         return last
 
 
-def train(out=None, resume=None, progress=True, **options) -> dict:
-    """Train a new run in ``out`` or continue the run folder ``resume``.
-
-    ``options`` are the keys of :data:`DEFAULTS` (e.g. data=[folder], scale=2, steps=1000).
-    Returns the last logged metrics ({"step", "loss", "lr", ...}).
-    """
+def prepare(out, resume, options: dict, world_size: int):
+    """Set up the run folder for a new run in ``out`` or for continuing ``resume``: config
+    made and checked (``world_size`` recorded), the folder tried for writing, stale temp files
+    removed, config.json written, the log trimmed to the checkpoint. Returns (run, config,
+    state to resume or None, its file or None)."""
     if resume is not None:
         run = Path(resume)
         if out is not None and Path(out).resolve() != run.resolve():
@@ -374,13 +407,27 @@ def train(out=None, resume=None, progress=True, **options) -> dict:
             raise UserError(f"{run} already holds a run; continue it with --resume {run} "
                             "or choose another --out")
         config = make_config(options)
+    config["world_size"] = world_size
     check_config(config)
     check_writable([run / CONFIG])  # creates the run folder
     remove_stale_temps(run)
     write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
-    trainer = Trainer(run, config, state, progress, source)
-    trim_metrics(run / METRICS, trainer.step)
-    return trainer.fit()
+    trim_metrics(run / METRICS, state["step"] if state is not None else 0)
+    return run, config, state, source
+
+
+def train(out=None, resume=None, progress=True, **options) -> dict:
+    """Train a new run in ``out`` or continue the run folder ``resume``; data-parallel when
+    launched by torchrun (see the module docstring).
+
+    ``options`` are the keys of :data:`DEFAULTS` (e.g. data=[folder], scale=2, steps=1000).
+    Returns the last logged metrics ({"step", "loss", "lr", ...}).
+    """
+    with distributed.session() as ranks:
+        run, config, state, source = distributed.main_only(prepare, out, resume, options,
+                                                           ranks.world_size)
+        trainer = distributed.main_first(Trainer, run, config, state, progress, source, ranks)
+        return trainer.fit()
 
 
 def add_parser(subparsers):
@@ -398,7 +445,8 @@ def add_parser(subparsers):
     p.add_argument("--init", metavar="W",
                    help="start from these weights (up.0 may differ in shape: x2 body -> x4)")
     p.add_argument("--patch", type=int, help="LR patch side (default 64)")
-    p.add_argument("--batch", type=int, help="patches per step (default 16)")
+    p.add_argument("--batch", type=int,
+                   help="patches per step, over all processes under torchrun (default 16)")
     p.add_argument("--lr", type=float, help="learning rate (default 5e-4)")
     p.add_argument("--betas", type=float, nargs=2, help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
@@ -424,4 +472,5 @@ def add_parser(subparsers):
 def _run(args):
     options = {k: getattr(args, k) for k in DEFAULTS}
     last = train(args.out, args.resume, **options)
-    print(json.dumps(last))
+    if distributed.from_env().main:
+        print(json.dumps(last))
