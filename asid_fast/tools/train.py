@@ -14,7 +14,6 @@ Rank 0 alone reads and writes the run folder; the config and log record ``world_
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
