@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     try:
         args.handler(args)
     except UserError as e:
-        print(f"asid-fast {args.command}: error: {e}", file=sys.stderr)
+        if not e.quiet:
+            print(f"asid-fast {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"asid-fast {args.command}: interrupted", file=sys.stderr)

@@ -75,3 +75,46 @@ def test_not_a_state_dict(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(ASID(2), tmp_path / "junk.pth")
+
+
+def test_empty_file_gives_the_reason(tmp_path):
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pth: the file is empty \(0 bytes\)"):
+        load_checkpoint(ASID(2), tmp_path / "empty.pth")
+
+
+@pytest.mark.parametrize("poison,message", [
+    (lambda sd: sd["input.weight"].view(-1).__setitem__(5, float("nan")),
+     "1 tensors hold NaN or Inf: input.weight; these weights cannot make an image"),
+    (lambda sd: sd["output.bias"].fill_(float("inf")), "1 tensors hold NaN or Inf: output.bias"),
+])
+def test_non_finite_weights_are_refused(tmp_path, source, poison, message):
+    sd = {k: v.clone() for k, v in source.state_dict().items()}
+    poison(sd)
+    torch.save(sd, tmp_path / "c.pth")
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(ASID(2), tmp_path / "c.pth")
+
+
+def test_integer_weights_are_refused(tmp_path, source):
+    sd = {k: v.round().to(torch.int64) for k, v in source.state_dict().items()}
+    torch.save(sd, tmp_path / "c.pth")
+    with pytest.raises(CheckpointError, match=r"tensors are not floating-point: input.weight "
+                                              r"\(torch.int64\), .* more; these are not trained"):
+        load_checkpoint(ASID(2), tmp_path / "c.pth")
+
+
+def test_training_checkpoint_checksum(tmp_path, source):
+    from asid_fast.checkpoint import CHECKSUM_KEY, with_checksum
+
+    state = with_checksum({"model": source.state_dict(), "step": 3})
+    torch.save(state, tmp_path / "ok.pt")
+    assert _same(source, load_checkpoint(ASID(2), tmp_path / "ok.pt"))
+    changed = {**state, "model": {**state["model"], "output.bias": state["model"]["output.bias"] + 1}}
+    torch.save(changed, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="bad.pt is damaged: its contents do not match"):
+        load_checkpoint(ASID(2), tmp_path / "bad.pt")
+    torch.save({**state, "step": 4}, tmp_path / "bad_step.pt")  # not only tensors are covered
+    with pytest.raises(CheckpointError, match="is damaged"):
+        load_checkpoint(ASID(2), tmp_path / "bad_step.pt")
+    assert CHECKSUM_KEY in state

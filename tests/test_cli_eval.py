@@ -48,6 +48,23 @@ def test_cli_table_and_json(tmp_path, capsys):
     assert float(table[-1].split()[1]) == pytest.approx(data["psnr"], abs=1e-4)
 
 
+def test_unwritable_json_is_refused_before_measuring(tmp_path, capsys, monkeypatch):
+    from asid_fast.tools import evaluate as evaluate_mod
+
+    hr = _hr_folder(tmp_path)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("measured before the --json place was checked")
+
+    monkeypatch.setattr(evaluate_mod, "score", no_scoring)
+    for path, message in [("/proc/asid_fast_no_such_dir/r.json", "cannot create the folder"),
+                          (f"{hr / 'im0.png'}/r.json", "is a file, not a folder")]:
+        code = main(["eval", "--hr", str(hr), "--scale", "2", "--bicubic", "--json", path])
+        err = capsys.readouterr().err
+        assert code == 1 and f"cannot write {path}: " in err and message in err, err
+        assert len(err.splitlines()) == 1, err
+
+
 def test_model_path_and_lr_folder(tmp_path):
     hr = _hr_folder(tmp_path)
     ckpt = tmp_path / "w.pt"
@@ -87,3 +104,24 @@ def test_bad_inputs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:  # --weights and --bicubic exclude each other
         main(["eval", "--hr", str(hr), "--scale", "2", "--bicubic", "--weights", str(x3)])
     assert exc.value.code == 2
+
+
+def test_too_small_lr_names_the_file_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    from asid_fast.tools import runtime
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was prepared before the images were checked")
+
+    monkeypatch.setattr(runtime, "prepare_model", no_model)
+    hr = _hr_folder(tmp_path, sizes=((20, 21), (24, 24)))  # measurable at x4, LR 5x5 and 6x6
+    lr = tmp_path / "LR"
+    lr.mkdir()
+    for f in sorted(hr.iterdir()):
+        small = imresize(crop_to_multiple(read_rgb8(f), 4), 0.25)
+        write_image(lr / f.name, Picture(small, None, "PNG"))
+    for argv, message in [([], f"the x4 LR of {hr / 'im0.png'} is 5x5; ASID needs at least 9x9 pixels"),
+                          (["--lr", str(lr)], f"{lr / 'im0.png'} is 5x5; ASID needs at least 9x9")]:
+        code = main(["eval", "--hr", str(hr), "--scale", "4", "--device", "cpu", *argv])
+        err = capsys.readouterr().err
+        assert code == 1 and message in err and err.count("\n") == 1, err
+    assert evaluate(hr, 4, bicubic=True, progress=False)["psnr"] > 0  # bicubic needs no minimum

@@ -34,6 +34,15 @@ def test_user_error_and_interrupt_exit_codes(monkeypatch, tmp_path, capsys):
     assert cli.main(["upscale", "x.png", "-o", str(tmp_path), "--scale", "2"]) == 1
     assert capsys.readouterr().err == "asid-fast upscale: error: something the user can fix\n"
 
+    def fail_quietly(*args, **kwargs):  # as the other ranks of a torchrun job do
+        error = UserError("shown by rank 0")
+        error.quiet = True
+        raise error
+
+    monkeypatch.setattr(upscale_mod, "upscale", fail_quietly)
+    assert cli.main(["upscale", "x.png", "-o", str(tmp_path), "--scale", "2"]) == 1
+    assert capsys.readouterr().err == ""
+
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 

@@ -99,12 +99,18 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
     x3 = tmp_path / "x3.pt"
     torch.save(ASID(3).state_dict(), x3)
     deep = image(tmp_path, "deep.png", 10, 10, dtype=np.uint16)
+    good = torch.load(ckpt, weights_only=True)
+    nan, integer = tmp_path / "nan.pt", tmp_path / "int.pt"
+    torch.save({k: v.clone().fill_(float("nan")) if k == "up.0.bias" else v for k, v in good.items()}, nan)
+    torch.save({k: (v * 0).to(torch.int32) for k, v in good.items()}, integer)
     common = ["--scale", 2, "--device", "cpu"]
     cases = [
         ([tmp_path / "missing.png", "-o", tmp_path / "o", "--weights", ckpt], "no such file"),
         ([bad, "-o", tmp_path / "o", "--weights", ckpt], "cannot read image"),
         ([src, "-o", tmp_path / "o", "--weights", x3], "ASID x3"),
         ([src, "-o", tmp_path / "o", "--weights", tmp_path / "nope.pt"], "checkpoint not found"),
+        ([src, "-o", tmp_path / "o", "--weights", nan], f"{nan}: 1 tensors hold NaN or Inf: up.0.bias"),
+        ([src, "-o", tmp_path / "o", "--weights", integer], "are not floating-point"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--dtype", "bf16"], "only supported on CUDA"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--tile", 5], "--tile"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--overlap", 64], "--overlap"),
@@ -120,7 +126,89 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
         assert err.startswith("asid-fast upscale: error:") and message in err, (argv, err)
 
 
+def test_unwritable_output_is_refused_before_the_model_loads(tmp_path, ckpt, capsys, monkeypatch):
+    src = image(tmp_path, "in.png", 12, 12)
+    a_file = tmp_path / "file.png"
+    a_file.write_bytes(b"")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was prepared before the output was checked")
+
+    monkeypatch.setattr(runtime, "prepare_model", no_model)
+    cases = [("/proc/asid_fast_no_such_dir/", "cannot write /proc/asid_fast_no_such_dir/in.png: "
+                                              "cannot create the folder /proc/asid_fast_no_such_dir"),
+             (f"{a_file}/sub/", f"cannot write {a_file}/sub/in.png: {a_file} is a file, not a folder"),
+             (f"{a_file}/out.png", f"{a_file} is a file, not a folder"),
+             ("/proc/out.png", "cannot write /proc/out.png: cannot create files in /proc")]
+    for out, message in cases:
+        code, err = run(capsys, src, "-o", out, "--scale", 2, "--weights", ckpt, "--device", "cpu")
+        assert code == 1 and message in err, (out, err)
+        assert len(err.splitlines()) == 1, err
+
+
 def test_no_weights_and_none_shipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shipped_weights, "WEIGHTS_DIR", tmp_path / "no_weights_here")
     code, err = run(capsys, image(tmp_path, "in.png", 12, 12), "-o", tmp_path / "o", "--scale", 4)
     assert code == 1 and "no shipped weights for asid x4" in err and "--weights" in err
+
+
+def test_exif_orientation_is_applied_before_upscaling(tmp_path, ckpt):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 14 rows x 10 columns, shown 10 rows x 14 columns
+    Image.fromarray(rng.integers(0, 256, (14, 10, 3)).astype(np.uint8)).save(
+        tmp_path / "in.jpg", quality=95, exif=exif)
+    out = upscale([tmp_path / "in.jpg"], tmp_path / "out", 2, ckpt, tile=0, device="cpu",
+                  progress=False)[0]
+    result = Image.open(out)
+    assert result.size == (28, 20) and 0x0112 not in result.getexif()  # upright, no tag
+
+
+def test_folder_with_failing_images_does_the_others_and_lists_the_failures(tmp_path, ckpt, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "c.png", "e.png"):
+        image(folder, name, 10, 10)
+    truncated = folder / "b.png"  # the header reads, the pixels do not
+    truncated.write_bytes(image(tmp_path, "whole.png", 30, 30).read_bytes()[:200])
+    junk = folder / "d.png"
+    junk.write_text("not an image")
+    code, err = run(capsys, folder, "-o", tmp_path / "out", "--scale", 2, "--weights", ckpt,
+                    "--device", "cpu", "--tile", 0)
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png", "e.png"]
+    lines = [line for line in err.split("\n") if line.startswith("asid-fast")]  # not the bar
+    assert lines[0].startswith(f"asid-fast upscale: failed: cannot read image {truncated}: ")
+    assert lines[1].startswith(f"asid-fast upscale: failed: cannot read image {junk}: ")
+    assert lines[2] == "asid-fast upscale: error: 2 of 5 images failed (listed above); 3 written"
+    # --fail-fast stops at the first failure, found from the headers before any work
+    code, err = run(capsys, folder, "-o", tmp_path / "ff", "--scale", 2, "--weights", ckpt,
+                    "--device", "cpu", "--tile", 0, "--fail-fast")
+    assert code == 1 and err.startswith(f"asid-fast upscale: error: cannot read image {junk}")
+    assert not (tmp_path / "ff").exists() or not list((tmp_path / "ff").iterdir())
+
+
+def test_unusable_inputs_are_refused_before_the_model_loads(tmp_path, ckpt, capsys, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was prepared before the inputs were checked")
+
+    monkeypatch.setattr(runtime, "prepare_model", no_model)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tiny = image(folder, "tiny.png", 8, 12)
+    rgba = image(folder, "rgba.png", 12, 12, alpha=True)
+    deep = image(folder, "deep.png", 12, 12, dtype=np.uint16)
+    src = image(tmp_path, "in.png", 12, 12)
+    out = tmp_path / "o"
+    cases = [
+        ([tiny, "-o", out], f"{tiny} is 12x8; ASID needs at least 9x9 pixels"),
+        ([rgba, "-o", out, "--format", "jpg"], f"{out / 'rgba.jpg'}: JPEG cannot store an alpha channel"),
+        ([deep, "-o", out / "deep.jpg"], f"{out / 'deep.jpg'}: JPEG cannot store 16-bit images"),
+        ([src, "-o", out, "--batch", 0], "--batch must be >= 1, got 0"),
+        ([folder, "-o", out, "--format", "jpg"], "3 of 3 images failed (listed above); 0 written"),
+    ]
+    for argv, message in cases:
+        code, err = run(capsys, *argv, "--scale", 2, "--weights", ckpt, "--device", "cpu")
+        assert code == 1 and message in err, (argv, err)

@@ -57,3 +57,23 @@ def test_x2_beats_bicubic_on_a_set5_image(shared_dir, tmp_path):
     ours = evaluate(tmp_path, 2, progress=False)  # no weights: the shipped ones
     bicubic = evaluate(tmp_path, 2, bicubic=True, progress=False)
     assert ours["psnr"] - bicubic["psnr"] >= 1.5, (ours["psnr"], bicubic["psnr"])
+
+
+def test_damaged_shipped_file_is_refused(tmp_path, monkeypatch, capsys):
+    from asid_fast.checkpoint import CheckpointError
+    from asid_fast.cli import main
+
+    copy = tmp_path / "weights"
+    shutil.copytree(shipped_weights.WEIGHTS_DIR, copy)
+    data = bytearray((copy / "asid_x2.safetensors").read_bytes())
+    data[-64:-32] = bytes(b ^ 0xFF for b in data[-64:-32])  # tensor bytes: the file still parses
+    (copy / "asid_x2.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(shipped_weights, "WEIGHTS_DIR", copy)
+    read_state_dict(copy / "asid_x2.safetensors")  # safetensors itself has no checksum
+    with pytest.raises(CheckpointError, match=r"asid_x2.safetensors is damaged: its sha256 is .*"
+                                              r"asid_x2.json says 68320c93fe44fc0a"):
+        asid_fast.pretrained(2)
+    image = Path(__file__).resolve().parents[1] / "examples" / "astronaut.png"
+    code = main(["upscale", str(image), "-o", str(tmp_path / "o"), "--scale", "2", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "asid_x2.safetensors is damaged" in err and err.count("\n") == 1, err

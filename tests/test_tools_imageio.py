@@ -109,7 +109,49 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=f"cannot write {target}: disk full"):
         write_image(target, Picture(np.zeros((4, 4, 3), np.uint8), None, "PNG"))
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((12, 20, 3), np.uint8)
+    img[:4, :6] = 255  # a white block at the top left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: viewers rotate the stored pixels 90 degrees clockwise
+    Image.fromarray(img).save(tmp_path / "rot.jpg", quality=100, exif=exif)
+    pic = read_image(tmp_path / "rot.jpg")
+    assert pic.format == "JPEG" and pic.pixels.shape == (20, 12, 3)
+    shown = np.rot90(img, k=-1)  # clockwise: the block ends up at the top right
+    assert np.abs(pic.pixels.astype(int) - shown).max() <= 8  # JPEG rounding only
+
+
+@pytest.mark.parametrize("channels,alpha,dtype", CASES)
+def test_header_tells_what_read_image_returns(tmp_path, channels, alpha, dtype):
+    from asid_fast.tools.imageio import read_header
+
+    top = np.iinfo(dtype).max + 1
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "x.png", Picture(rng.integers(0, top, (7, 9, channels)).astype(dtype),
+                                            rng.integers(0, top, (7, 9)).astype(dtype) if alpha else None,
+                                            "PNG"))
+    pic = read_image(tmp_path / "x.png")
+    head = read_header(tmp_path / "x.png")
+    assert (head.hw, head.bits, head.alpha) == (pic.hw, pic.bits, pic.alpha is not None)
+
+
+def test_header_of_rotated_palette_and_broken_files(tmp_path):
+    from asid_fast.tools.imageio import read_header
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (20, 12)).save(tmp_path / "rot.jpg", exif=exif)
+    assert read_header(tmp_path / "rot.jpg").hw == read_image(tmp_path / "rot.jpg").hw == (20, 12)
+    im = Image.new("P", (5, 4))
+    im.info["transparency"] = 0
+    im.save(tmp_path / "p.png", transparency=0)
+    assert read_header(tmp_path / "p.png").alpha and read_image(tmp_path / "p.png").alpha is not None
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(UserError, match="cannot read image"):
+        read_header(tmp_path / "bad.png")

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from asid_fast.tools.errors import UserError
-from asid_fast.tools.tiling import tile_starts, tiled_forward
+from asid_fast.tools.tiling import tile_layout, tile_starts, tiled_forward
 
 
 def nearest(x, s=2):
@@ -54,3 +54,40 @@ def test_whole_image_and_bad_options():
         tiled_forward(nearest, x, 2, tile=8, overlap=0)
     with pytest.raises(UserError, match="--batch"):
         tiled_forward(nearest, x, 2, batch=0)
+
+
+def _layout_before_thin_images(h, w, tile, overlap):
+    """The square-tile rule of the authors' tester, as tiled_forward applied it to every image."""
+    t = min(tile, h, w)
+    stride = t - overlap if t > overlap else t
+    starts = [list(range(0, n - t, stride)) + [n - t] for n in (h, w)]
+    return t, t, [(i, j) for i in starts[0] for j in starts[1]]
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (100, 64), (57, 86), (25, 300), (200, 136), (9, 9)])
+def test_layout_is_the_authors_where_the_short_side_exceeds_the_overlap(h, w):
+    # eval numbers must not move: same tiles wherever square tiles can overlap
+    assert tile_layout(h, w, 64, 24) == _layout_before_thin_images(h, w, 64, 24)
+
+
+@pytest.mark.parametrize("h,w,tile,overlap", [(10, 160, 64, 24), (160, 10, 64, 24), (24, 200, 64, 24),
+                                              (12, 50, 16, 12), (20, 20, 64, 24), (9, 64, 64, 24)])
+def test_thin_images_keep_the_overlap_along_every_tiled_axis(h, w, tile, overlap):
+    th, tw, corners = tile_layout(h, w, tile, overlap)
+    for length, size, starts in ((h, th, sorted({i for i, _ in corners})),
+                                 (w, tw, sorted({j for _, j in corners}))):
+        assert starts[0] == 0 and starts[-1] + size == length  # covered border to border
+        assert all(b + overlap <= a + size for a, b in zip(starts, starts[1:])), starts
+    assert (th, tw) in ((h, min(tile, w)), (min(tile, h), w))  # the short axis in one piece
+
+
+def test_thin_image_tiles_go_through_the_function():
+    x = torch.randint(0, 256, (1, 3, 10, 160)) / 256
+    calls = []
+
+    def fn(t):
+        calls.append(tuple(t.shape))
+        return nearest(t)
+
+    assert torch.equal(tiled_forward(fn, x, 2, tile=64, overlap=24), nearest(x))
+    assert calls == [(1, 3, 10, 64)] * 4  # columns 0, 40, 80, 96

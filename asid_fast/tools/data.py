@@ -2,8 +2,10 @@
 deterministic stream of random LR/HR patch pairs.
 
 Sample ``i`` of the stream depends only on (seed, i): its image comes from a per-epoch
-permutation, its crop and flip/rotation from a generator seeded with (seed, i). A resumed run
-therefore sees exactly the batches an uninterrupted run would, whatever the worker count.
+permutation, its crop and flip/rotation from a generator seeded with (seed, i). Step ``t`` uses
+samples ``t * batch`` to ``(t + 1) * batch - 1``, split evenly across the processes of a
+data-parallel run (:class:`StepSampler`). A resumed run therefore sees exactly the batches an
+uninterrupted run would, whatever the worker or process count.
 """
 from __future__ import annotations
 
@@ -66,26 +68,41 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(f, arr)
 
 
+def _cache_pair(hr_path: Path, lr_path: Path | None, scale: int, hr_npy: Path, lr_npy: Path):
+    """Decode one training image (and its LR file) and write both arrays; UserError naming
+    the file if it cannot be read or the sizes do not match."""
+    hr = read_rgb8(hr_path, "training")
+    h, w = hr.shape[:2]
+    hr = hr[:h - h % scale, :w - w % scale]
+    lr = imresize(hr, 1 / scale) if lr_path is None else read_rgb8(lr_path, "training")
+    if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+        raise UserError(f"scale mismatch: {lr_path} is {lr.shape[1]}x{lr.shape[0]}, "
+                        f"expected {hr.shape[1] // scale}x{hr.shape[0] // scale} for x{scale}")
+    _save_npy(hr_npy, np.ascontiguousarray(hr))
+    _save_npy(lr_npy, np.ascontiguousarray(lr))
+
+
 def build_cache(sources, scale: int, cache_dir, progress: bool = True) -> list[tuple[Path, Path]]:
     """Write (once) HR cropped to a multiple of ``scale`` and its LR as .npy files under
     ``cache_dir``; returns their paths. LR comes from the given file or bicubic ``imresize``.
-    Entries are keyed by path, size and mtime, so edited images are re-cached."""
+    Entries are keyed by path, size and mtime, so edited images are re-cached. Every image is
+    tried; those that cannot be used are reported together at the end, in one UserError."""
     cache = Path(cache_dir) / f"X{scale}"
-    pairs = []
+    pairs, failures = [], []
     for hr_path, lr_path in tqdm(sources, desc="caching", unit="img", disable=not progress, leave=False):
         key = f"{hr_path.stem}-{_cache_key(hr_path)}"
         hr_npy, lr_npy = cache / f"{key}.hr.npy", cache / f"{key}.lr.npy"
         if not (hr_npy.is_file() and lr_npy.is_file()):
-            hr = read_rgb8(hr_path, "training")
-            h, w = hr.shape[:2]
-            hr = hr[:h - h % scale, :w - w % scale]
-            lr = imresize(hr, 1 / scale) if lr_path is None else read_rgb8(lr_path, "training")
-            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                raise UserError(f"scale mismatch: {lr_path} is {lr.shape[1]}x{lr.shape[0]}, "
-                                f"expected {hr.shape[1] // scale}x{hr.shape[0] // scale} for x{scale}")
-            _save_npy(hr_npy, np.ascontiguousarray(hr))
-            _save_npy(lr_npy, np.ascontiguousarray(lr))
+            try:
+                _cache_pair(hr_path, lr_path, scale, hr_npy, lr_npy)
+            except UserError as e:
+                failures.append(str(e))
+                continue
         pairs.append((hr_npy, lr_npy))
+    if failures:
+        more = f"; and {len(failures) - 3} more" if len(failures) > 3 else ""
+        raise UserError(f"{len(failures)} of {len(sources)} training images cannot be used (fix or "
+                        f"remove them; the others are cached): {'; '.join(failures[:3])}{more}")
     return pairs
 
 
@@ -143,3 +160,22 @@ class PatchStream(torch.utils.data.Dataset):
         if rot:
             lr_p, hr_p = torch.rot90(lr_p, rot, (1, 2)), torch.rot90(hr_p, rot, (1, 2))
         return lr_p.contiguous(), hr_p.contiguous()
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """The sample indices of steps [start, stop) for process ``rank`` of ``world``: step t's
+    global batch is indices t * batch ... (t + 1) * batch - 1, and each process takes its
+    rank-th equal part (batch // world indices). With one process: range(start * batch,
+    stop * batch)."""
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1):
+        self.start, self.stop, self.batch, self.rank = start, stop, batch, rank
+        self.part = batch // world
+
+    def __iter__(self):
+        for t in range(self.start, self.stop):
+            first = t * self.batch + self.rank * self.part
+            yield from range(first, first + self.part)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.part

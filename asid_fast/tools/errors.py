@@ -3,3 +3,5 @@
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad option, mismatched checkpoint...)."""
+
+    quiet = False  # True where another process of the same torchrun job shows the message

@@ -11,13 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from . import runtime
-from .atomic import write_text
+from .atomic import check_writable, write_text
 from .errors import UserError
-from .imageio import Picture, list_images, read_rgb8
+from .imageio import Picture, list_images, read_header, read_rgb8
 from .imresize import imresize
 from .metrics import WINDOW, psnr, ssim
 from .tiling import check_tiling
-from .upscale import model_fn, upscale_picture
+from .upscale import check_size, model_fn, upscale_picture
 
 
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
@@ -33,8 +33,11 @@ def _find_lr(lr_dir: Path, stem: str, scale: int) -> Path:
     raise UserError(f"no LR image for {stem!r} in {lr_dir} (looked for {stem}.* and {stem}x{scale}.*)")
 
 
-def load_pairs(hr_dir, scale: int, lr_dir=None) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, HR cropped to a multiple of scale, LR) for every image in ``hr_dir``."""
+def find_pairs(hr_dir, scale: int, lr_dir=None, model: bool = True) -> list[tuple[Path, Path | None]]:
+    """(HR file, LR file or None) for every image in ``hr_dir``, checked from the headers
+    before any pixel is decoded: HR large enough to measure, LR found and of the right size,
+    and, when a ``model`` will upscale it, LR large enough for ASID. UserError naming the
+    file otherwise."""
     hr_dir = Path(hr_dir)
     if not hr_dir.is_dir():
         raise UserError(f"HR folder not found: {hr_dir}")
@@ -43,25 +46,42 @@ def load_pairs(hr_dir, scale: int, lr_dir=None) -> list[tuple[str, np.ndarray, n
         raise UserError(f"no images in HR folder {hr_dir}")
     if lr_dir is not None and not Path(lr_dir).is_dir():
         raise UserError(f"LR folder not found: {lr_dir}")
-    pairs = []
+    found = []
     for f in files:
-        hr = crop_to_multiple(read_rgb8(f, "evaluation"), scale)
+        h, w = read_header(f).hw
+        h, w = h - h % scale, w - w % scale
         need = WINDOW + 2 * scale  # the SSIM window must fit inside the measured area
-        if min(hr.shape[:2]) < need:
-            raise UserError(f"{f} is {hr.shape[1]}x{hr.shape[0]} (cropped to x{scale}): too small "
-                            f"to measure, needs at least {need} pixels per side")
-        if lr_dir is None:
-            lr = imresize(hr, 1 / scale)
-        else:
+        if min(h, w) < need:
+            raise UserError(f"{f} is {w}x{h} (cropped to x{scale}): too small to measure, "
+                            f"needs at least {need} pixels per side")
+        want = (h // scale, w // scale)
+        lr_path = None
+        if lr_dir is not None:
             lr_path = _find_lr(Path(lr_dir), f.stem, scale)
-            lr = read_rgb8(lr_path, "evaluation")
-            want = (hr.shape[0] // scale, hr.shape[1] // scale)
-            if lr.shape[:2] != want:
-                raise UserError(f"scale mismatch: {lr_path} is {lr.shape[1]}x{lr.shape[0]} but x{scale} "
-                                f"of {f.name} (cropped to {hr.shape[1]}x{hr.shape[0]}) needs "
-                                f"{want[1]}x{want[0]}")
-        pairs.append((f.stem, hr, lr))
+            got = read_header(lr_path).hw
+            if got != want:
+                raise UserError(f"scale mismatch: {lr_path} is {got[1]}x{got[0]} but x{scale} of "
+                                f"{f.name} (cropped to {w}x{h}) needs {want[1]}x{want[0]}")
+        if model:
+            check_size(want, str(lr_path) if lr_path else f"the x{scale} LR of {f}")
+        found.append((f, lr_path))
+    return found
+
+
+def read_pairs(found, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, HR cropped to a multiple of scale, LR) for each (HR file, LR file or None) of
+    :func:`find_pairs`; LR made with bicubic ``imresize`` where no file is given."""
+    pairs = []
+    for hr_path, lr_path in found:
+        hr = crop_to_multiple(read_rgb8(hr_path, "evaluation"), scale)
+        lr = imresize(hr, 1 / scale) if lr_path is None else read_rgb8(lr_path, "evaluation")
+        pairs.append((hr_path.stem, hr, lr))
     return pairs
+
+
+def load_pairs(hr_dir, scale: int, lr_dir=None, model: bool = True):
+    """:func:`read_pairs` of :func:`find_pairs`."""
+    return read_pairs(find_pairs(hr_dir, scale, lr_dir, model), scale)
 
 
 def score(pairs, sr_fn, scale: int, with_ssim: bool = True, progress: bool = True) -> dict:
@@ -101,13 +121,16 @@ def evaluate(hr, scale: int, weights=None, bicubic=False, lr=None, variant="asid
         raise UserError("give either --weights or --bicubic, not both")
     if scale not in (2, 3, 4):
         raise UserError(f"--scale must be 2, 3 or 4, got {scale}")
-    check_tiling(tile, overlap)
+    check_tiling(tile, overlap, batch)
+    if json_path is not None:
+        check_writable([json_path])
+    found = find_pairs(hr, scale, lr, model=not bicubic)
     if bicubic:
         sr = bicubic_sr(scale)
     else:
         model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
         sr = model_sr(model_fn(model, dt), scale, dev, tile, overlap, batch)
-    result = score(load_pairs(hr, scale, lr), sr, scale, progress=progress)
+    result = score(read_pairs(found, scale), sr, scale, progress=progress)
     if json_path is not None:
         write_text(json_path, json.dumps(result, indent=2) + "\n")
     return result

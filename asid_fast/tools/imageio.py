@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import png16
 from .atomic import atomic_path
 from .errors import UserError
 
+ORIENTATION = 0x0112  # EXIF tag; values 5-8 swap width and height
+MODES_I16 = ("I;16", "I;16L", "I;16B", "I;16N")  # Pillow's 16-bit gray modes
 EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
               ".tiff": "TIFF", ".webp": "WEBP"}
 FORMAT_EXT = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
@@ -57,7 +59,7 @@ def list_images(folder) -> list[Path]:
 
 def _from_pillow(im: Image.Image, path) -> tuple[np.ndarray, np.ndarray | None]:
     mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+    if mode in MODES_I16:
         return np.array(im, dtype=np.uint16)[..., None], None
     if mode == "I":
         arr = np.array(im)
@@ -83,7 +85,8 @@ def _from_pillow(im: Image.Image, path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def read_image(path) -> Picture:
-    """Read an image file; raises UserError if it is missing or unreadable."""
+    """Read an image file, turned upright by its EXIF orientation; raises UserError if it is
+    missing or unreadable."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such image file: {path}")
@@ -95,8 +98,40 @@ def read_image(path) -> Picture:
             return Picture(arr[..., :-1], arr[..., -1], "PNG")
         with Image.open(path) as im:
             im.load()
-            pixels, alpha = _from_pillow(im, path)
-            return Picture(pixels, alpha, im.format or "PNG")
+            fmt = im.format or "PNG"
+            upright = ImageOps.exif_transpose(im)  # as viewers show it (EXIF Orientation)
+            pixels, alpha = _from_pillow(upright, path)
+            return Picture(pixels, alpha, fmt)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from e
+
+
+@dataclass
+class Header:
+    hw: tuple[int, int]           # (height, width), upright (EXIF orientation applied)
+    bits: int                     # 8 or 16, as read_image will return it
+    alpha: bool
+
+
+def read_header(path) -> Header:
+    """Size, bit depth and alpha of an image file from its header, without decoding the
+    pixels; raises UserError if it is missing or not an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such image file: {path}")
+    try:
+        png = png16.header(path)
+        with Image.open(path) as im:
+            w, h = im.size
+            # a PNG's EXIF is known at open only if stored before the pixels; asking for it
+            # otherwise would decode the image
+            if (im.format != "PNG" or "exif" in im.info) and im.getexif().get(ORIENTATION, 1) >= 5:
+                w, h = h, w
+            if png is not None and png[0] == 16 and png[1] in png16.CHANNELS:
+                return Header((h, w), 16, png[1] in (4, 6))
+            alpha = im.mode in ("LA", "RGBA", "PA") or (im.mode == "P" and "transparency" in im.info)
+            bits = 16 if im.mode in MODES_I16 or im.mode == "I" else 8  # as _from_pillow reads them
+            return Header((h, w), bits, alpha)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise UserError(f"cannot read image {path}: {e}") from e
 
@@ -120,21 +155,29 @@ def output_format(fmt: str | None, path) -> str:
     return EXTENSIONS[key]
 
 
+def check_storable(path, fmt: str, bits: int, alpha: bool) -> None:
+    """UserError naming ``path`` if Pillow format ``fmt`` cannot store such an image."""
+    if bits == 16 and fmt != "PNG":
+        raise UserError(f"{path}: {fmt} cannot store 16-bit images; write PNG (--format png)")
+    if alpha and fmt in ("JPEG", "BMP"):
+        raise UserError(f"{path}: {fmt} cannot store an alpha channel; write PNG (--format png)")
+
+
 def write_image(path, pic: Picture, fmt: str | None = None, quality: int = 95) -> None:
     """Write ``pic`` atomically in format ``fmt`` (default: from the suffix of ``path``)."""
     fmt = output_format(fmt, path)
-    if pic.bits == 16 and fmt != "PNG":
-        raise UserError(f"{path}: {fmt} cannot store 16-bit images; write PNG (--format png)")
-    if pic.alpha is not None and fmt in ("JPEG", "BMP"):
-        raise UserError(f"{path}: {fmt} cannot store an alpha channel; write PNG (--format png)")
+    check_storable(path, fmt, pic.bits, pic.alpha is not None)
     planes = pic.pixels if pic.alpha is None else np.concatenate([pic.pixels, pic.alpha[..., None]], 2)
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-    with atomic_path(path) as tmp:
-        if pic.bits == 16 and planes.shape[2] > 1:
-            png16.write(tmp, planes)
-        else:
-            if pic.bits == 16:
-                im = Image.fromarray(planes[..., 0].astype(np.uint16))  # mode I;16
+    try:
+        with atomic_path(path) as tmp:
+            if pic.bits == 16 and planes.shape[2] > 1:
+                png16.write(tmp, planes)
             else:
-                im = Image.fromarray(planes[..., 0] if planes.shape[2] == 1 else planes)
-            im.save(tmp, format=fmt, **options)
+                if pic.bits == 16:
+                    im = Image.fromarray(planes[..., 0].astype(np.uint16))  # mode I;16
+                else:
+                    im = Image.fromarray(planes[..., 0] if planes.shape[2] == 1 else planes)
+                im.save(tmp, format=fmt, **options)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from e

@@ -96,13 +96,17 @@ def check_backend(backend: str, device: torch.device) -> None:
 
 
 def default_weights(scale: int, variant: str = "asid") -> Path:
-    """Path of the weights shipped for (scale, variant), announced on stderr; UserError if none."""
-    from ..shipped_weights import weights_path
+    """Path of the weights shipped for (scale, variant), checked against their sha256 and
+    announced on stderr; UserError if none ship or the file is damaged."""
+    from ..checkpoint import CheckpointError
+    from ..shipped_weights import verified_path
 
     try:
-        path = weights_path(scale, variant)
+        path = verified_path(scale, variant)
     except FileNotFoundError as e:
         raise UserError(f"{e}: pass --weights FILE") from None
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
     print(f"using the shipped weights {path.name} (trained by asid_fast; see {path.stem}.json)",
           file=sys.stderr)
     return path

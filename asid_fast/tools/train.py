@@ -1,23 +1,31 @@
 """``asid-fast train``: train ASID on HR images with resumable, atomic checkpoints.
 
 A run folder holds ``last.pt`` (model, optimizer, scheduler, grad scaler, step, RNG states,
-config), ``config.json`` and ``metrics.jsonl`` (one JSON object per log or validation event).
-Because the data stream is a pure function of (seed, sample index) (see :mod:`.data`), a resumed
-run continues exactly where the last checkpoint left off.
+config and a checksum of all of these), ``previous.pt`` (the checkpoint before it, used when
+``last.pt`` is missing or damaged), ``config.json`` and ``metrics.jsonl`` (one JSON object per
+log or validation event). Because the data stream is a pure function of (seed, sample index)
+(see :mod:`.data`), a resumed run continues exactly where the last checkpoint left off.
+
+Under torchrun the run is data-parallel (DistributedDataParallel): ``--batch`` is the global
+batch, split evenly across the processes, each step's samples are the ones a single process
+would use, so the updates do not depend on the process count (up to float32 summation order).
+Rank 0 alone reads and writes the run folder; the config and log record ``world_size``.
 """
 from __future__ import annotations
 
 import json
-import math
+import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from . import runtime
-from .atomic import atomic_path, write_text
-from .data import PatchStream, build_cache, find_sources
+from . import distributed, runtime
+from .atomic import atomic_path, check_writable, write_text
+from .data import PatchStream, StepSampler, build_cache, find_sources
+from .distributed import Ranks
 from .errors import UserError
 
 DEFAULTS = {
@@ -34,6 +42,9 @@ RESUMABLE = {"data", "epochs", "steps", "workers", "save_every", "val", "val_eve
              "backend", "device"}
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT = "last.pt"
+PREVIOUS = "previous.pt"
+DAMAGED = "last.pt.damaged"  # a damaged last.pt is moved here when resuming from previous.pt
+CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 
 
@@ -78,6 +89,10 @@ def check_config(c: dict) -> None:
         raise UserError("--workers and --decay-epochs must be >= 0 and --lr > 0")
     if c["amp"] not in AMP:
         raise UserError(f"--amp must be one of {sorted(AMP)}, got {c['amp']!r}")
+    world = c["world_size"]
+    if c["batch"] % world:
+        raise UserError(f"--batch {c['batch']} does not split evenly across {world} processes: "
+                        f"give a multiple of {world} (--batch is the global batch)")
 
 
 def init_from(model: torch.nn.Module, path) -> list[str]:
@@ -100,18 +115,67 @@ def init_from(model: torch.nn.Module, path) -> list[str]:
 
 
 def save_checkpoint(run: Path, state: dict) -> None:
-    with atomic_path(run / CHECKPOINT) as tmp:
-        torch.save(state, tmp)
+    """Write ``state`` and its checksum to RUN/last.pt atomically; the last.pt it replaces
+    becomes previous.pt."""
+    from ..checkpoint import with_checksum
+
+    with atomic_path(run / CHECKPOINT, keep=run / PREVIOUS) as tmp:
+        torch.save(with_checksum(state), tmp)
 
 
-def load_run(run: Path) -> dict:
-    path = run / CHECKPOINT
-    if not path.is_file():
-        raise UserError(f"nothing to resume: {path} not found")
+def read_training_state(path: Path) -> dict:
+    """The verified ``asid-fast train`` state in ``path``; CheckpointError saying what is
+    missing when the file holds something else (e.g. weights only)."""
+    from ..checkpoint import CheckpointError, TRAINING_KEYS, load_verified
+
+    state = load_verified(path)
+    missing = [k for k in TRAINING_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not an asid-fast training state: it has no "
+                              f"{', '.join(missing)}; to start a new run from its weights, use "
+                              f"--out NEW_RUN --init {path}")
+    # every option is stored in a run's config (make_config)
+    lacking = [k for k in DEFAULTS if not isinstance(state["config"], dict) or k not in state["config"]]
+    if lacking:
+        raise CheckpointError(f"{path}: its training config has no {', '.join(lacking)}")
+    return state
+
+
+def load_run(run: Path) -> tuple[dict, Path]:
+    """(training state, its file) to resume ``run`` from: last.pt, or previous.pt when last.pt
+    is missing or damaged, saying so (a damaged last.pt is moved to last.pt.damaged)."""
+    from ..checkpoint import CheckpointError, DamagedCheckpoint
+
+    last, previous = run / CHECKPOINT, run / PREVIOUS
+    if not (last.is_file() or previous.is_file()):
+        raise UserError(f"nothing to resume: {last} not found")
+    why = None  # why previous.pt is used
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot read checkpoint {path}: {e}") from None
+        if last.is_file():
+            try:
+                return read_training_state(last), last
+            except DamagedCheckpoint as e:
+                if not previous.is_file():
+                    raise
+                why = str(e)
+        else:
+            why = f"{last} is missing (the run stopped while saving)"
+        state = read_training_state(previous)
+    except CheckpointError as e:
+        raise UserError(f"{why}; {e}" if why else str(e)) from None
+    if last.is_file():
+        os.replace(last, run / DAMAGED)
+        why += f"; moved it to {run / DAMAGED}"
+    print(f"note: {why}; resuming from {previous} (step {state['step']})", file=sys.stderr)
+    return state, previous
+
+
+def remove_stale_temps(run: Path) -> None:
+    """Delete the temp files that a run killed while writing leaves in ``run``, saying so."""
+    for name in (CHECKPOINT, CONFIG, METRICS):
+        for tmp in run.glob(f".{name}.*.tmp"):
+            tmp.unlink()
+            print(f"note: removed {tmp}, left by a run stopped while writing", file=sys.stderr)
 
 
 def trim_metrics(path: Path, step: int) -> None:
@@ -129,25 +193,36 @@ def trim_metrics(path: Path, step: int) -> None:
 
 
 class Trainer:
-    """One training run; see :func:`train`."""
+    """One training run, or this process's part of a data-parallel one; see :func:`train`.
+    ``state`` (read from the file ``source``) resumes one. Makes no collective call before
+    :meth:`fit`."""
 
-    def __init__(self, run: Path, config: dict, state: dict | None, progress: bool):
+    def __init__(self, run: Path, config: dict, state: dict | None, progress: bool,
+                 source: Path | None = None, ranks: Ranks = Ranks()):
         c = self.config = config
-        self.run, self.progress = run, progress
+        self.run, self.ranks = run, ranks
+        self.progress = progress and ranks.main
         self.device = runtime.resolve_device(c["device"])
+        if ranks.distributed and self.device.type == "cuda":
+            self.device = distributed.local_cuda(self.device, ranks)
         self.amp = AMP[c["amp"]]
         if self.amp is not None and self.device.type != "cuda":
             raise UserError(f"--amp {c['amp']} needs a CUDA device; use --amp none on {self.device.type}")
         runtime.check_backend(c["backend"], self.device)
         torch.manual_seed(c["seed"])
         self.model = runtime.build_model(c["scale"], c["variant"], c["backend"]).to(self.device)
-        if state is None and c["init"]:
+        if state is not None:
+            self._load_model(state["model"], source)
+        elif c["init"]:
             skipped = init_from(self.model, c["init"])
-            if skipped:
+            if skipped and ranks.main:
                 print(f"init: kept fresh {', '.join(skipped)} (shape differs in {c['init']})")
         sources = find_sources(c["data"], c["scale"])
-        pairs = build_cache(sources, c["scale"], c["cache"] or run / "cache", progress)
+        pairs = build_cache(sources, c["scale"], c["cache"] or run / "cache", self.progress)
         self.stream = PatchStream(pairs, c["scale"], c["patch"], c["seed"], c["repeat"])
+        if self.stream.skipped and ranks.main:
+            print(f"note: {self.stream.skipped} of {len(pairs)} training images are smaller than "
+                  f"{c['patch']}x{c['patch']} LR patches and are left out", file=sys.stderr)
         self.steps_per_epoch = max(1, self.stream.epoch_size // c["batch"])
         self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], betas=tuple(c["betas"]),
@@ -158,25 +233,45 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp is torch.float16)
         self.step, self.saved_step = 0, None
         if state is not None:
-            self._restore(state)
+            self._restore(state, source)
             self.saved_step = self.step
         self.val_pairs = None
-        if c["val"]:
+        if c["val"] and ranks.main:
             from .evaluate import load_pairs
 
             self.val_pairs = load_pairs(c["val"], c["scale"])
+        self.net = self.model  # what trains: wrapped in DistributedDataParallel by fit
 
-    def _restore(self, state):
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+    def _load_model(self, sd: dict, source: Path) -> None:
+        """Load the resumed weights, refused clearly if they do not fit the run's model."""
+        from ..checkpoint import CheckpointError, check_state_dict
+
+        c = self.config
+        try:
+            check_state_dict(self.model, sd, source=f"{source} ({c['variant']} x{c['scale']} "
+                                                    "by its config)")
+        except CheckpointError as e:
+            raise UserError(str(e)) from None
+        self.model.load_state_dict(sd)
+
+    def _restore(self, state: dict, source: Path) -> None:
+        """Optimizer, scheduler, grad scaler, step and RNG states of a resumed run."""
+        for name, part in (("optimizer", self.opt), ("scheduler", self.sched),
+                           ("scaler", self.scaler)):
+            try:
+                part.load_state_dict(state[name])
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                raise UserError(f"{source}: its {name} state does not fit this run: {e}") from None
         self.step = state["step"]
         torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and state["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        # one state per visible GPU: restorable only with the same count (training draws no
+        # CUDA random numbers, so a run moved to another machine loses nothing)
+        cuda = state["rng"]["cuda"]
+        if self.device.type == "cuda" and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
 
     def state(self) -> dict:
+        """Everything a resumed run needs (see the module docstring)."""
         cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
@@ -184,13 +279,18 @@ class Trainer:
                 "config": self.config}
 
     def save(self):
-        save_checkpoint(self.run, self.state())
+        """Rank 0 writes the checkpoint; every rank waits for it."""
+        if self.ranks.main:
+            save_checkpoint(self.run, self.state())
+        distributed.barrier()
         self.saved_step = self.step
 
     def loader(self):
-        b = self.config["batch"]
+        """This process's share of the batches of the remaining steps."""
+        b, world = self.config["batch"], self.ranks.world_size
+        sampler = StepSampler(self.step, self.total, b, self.ranks.rank, world)
         return torch.utils.data.DataLoader(
-            self.stream, batch_size=b, sampler=range(self.step * b, self.total * b),
+            self.stream, batch_size=b // world, sampler=sampler,
             num_workers=self.config["workers"], pin_memory=self.device.type == "cuda")
 
     def _batch(self, lr_u8, hr_u8):
@@ -201,7 +301,7 @@ class Trainer:
     def train_step(self, lr, hr) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            sr = self.model(lr)
+            sr = self.net(lr)
         loss = torch.nn.functional.l1_loss(sr.float(), hr)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -219,68 +319,114 @@ class Trainer:
         self.model.train()
         return result["psnr"]
 
+    def check_finite(self, loss_sum: torch.Tensor, n: int) -> None:
+        """UserError if the summed loss of the last ``n`` steps or a weight is NaN/Inf, naming
+        the step and the last good checkpoint. One host sync: called at logs and saves only,
+        with the loss averaged over the ranks (the weights are the same on all), so that every
+        rank stops together; rank 0 shows the message."""
+        named = list(self.model.named_parameters())
+        finite = torch.stack([torch.isfinite(loss_sum)] + [torch.isfinite(p).all() for _, p in named])
+        if finite.all().item():
+            return
+        if not finite[0]:
+            what = (f"the loss is {loss_sum.item() / n}" if n == 1 else
+                    f"the mean loss of steps {self.step - n + 1}-{self.step} is {loss_sum.item() / n}")
+        else:
+            bad = [name for (name, _), ok in zip(named, finite[1:].tolist()) if not ok]
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            what = f"{len(bad)} weight tensors hold NaN or Inf ({shown})"
+        kept = (f"the last good checkpoint is {self.run / CHECKPOINT} (step {self.saved_step})"
+                if self.saved_step is not None else "no checkpoint was saved")
+        error = UserError(f"training stopped at step {self.step}: {what}; {kept}")
+        error.quiet = not self.ranks.main
+        raise error
+
     def log(self, record: dict) -> None:
         with open(self.run / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def fit(self) -> dict:
+        """Train up to the last step, logging, validating and saving on schedule; returns the
+        last log record."""
         c = self.config
+        main = self.ranks.main
+        self.net = distributed.wrap(self.model, self.device)
         self.model.train()
-        bar = tqdm(total=self.total, initial=self.step, desc="train", unit="step",
-                   disable=not self.progress)
         loss_sum, n, t0 = torch.zeros((), device=self.device), 0, time.perf_counter()
         last = {"step": self.step}
-        for lr_u8, hr_u8 in self.loader():
-            loss_sum += self.train_step(*self._batch(lr_u8, hr_u8))
-            self.step += 1
-            n += 1
-            bar.update(1)
-            if self.step % c["log_every"] == 0 or self.step == self.total:
-                elapsed = time.perf_counter() - t0
-                last = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
-                        "loss": loss_sum.item() / n, "lr": self.sched.get_last_lr()[0],
-                        "it_s": n / elapsed}
-                self.log(last)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}")
-                loss_sum.zero_()
-                n, t0 = 0, time.perf_counter()
-            if self.val_pairs and (self.step % c["val_every"] == 0 or self.step == self.total):
-                last["val_psnr"] = self.validate()
-                self.log({"step": self.step, "val_psnr": last["val_psnr"]})
-            if self.step % c["save_every"] == 0:
-                self.save()
-        bar.close()
+        with tqdm(total=self.total, initial=self.step, desc="train", unit="step",
+                  disable=not self.progress) as bar:
+            for lr_u8, hr_u8 in self.loader():
+                loss_sum += self.train_step(*self._batch(lr_u8, hr_u8))
+                self.step += 1
+                n += 1
+                bar.update(1)
+                at_log = self.step % c["log_every"] == 0 or self.step == self.total
+                if at_log or self.step % c["save_every"] == 0:
+                    loss_sum = distributed.mean(loss_sum)
+                    self.check_finite(loss_sum, n)
+                if at_log:
+                    elapsed = time.perf_counter() - t0
+                    last = {"step": self.step, "epoch": self.step / self.steps_per_epoch,
+                            "loss": loss_sum.item() / n, "lr": self.sched.get_last_lr()[0],
+                            "it_s": n / elapsed, "world_size": self.ranks.world_size}
+                    if main:
+                        self.log(last)
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}")
+                    loss_sum.zero_()
+                    n, t0 = 0, time.perf_counter()
+                if c["val"] and (self.step % c["val_every"] == 0 or self.step == self.total):
+                    if main:
+                        last["val_psnr"] = self.validate()
+                        self.log({"step": self.step, "val_psnr": last["val_psnr"]})
+                    distributed.barrier()
+                if self.step % c["save_every"] == 0:
+                    self.save()
         if self.saved_step != self.step:
             self.save()
         return last
 
 
-def train(out=None, resume=None, progress=True, **options) -> dict:
-    """Train a new run in ``out`` or continue the run folder ``resume``.
-
-    ``options`` are the keys of :data:`DEFAULTS` (e.g. data=[folder], scale=2, steps=1000).
-    Returns the last logged metrics ({"step", "loss", "lr", ...}).
-    """
+def prepare(out, resume, options: dict, world_size: int):
+    """Set up the run folder for a new run in ``out`` or for continuing ``resume``: config
+    made and checked (``world_size`` recorded), the folder tried for writing, stale temp files
+    removed, config.json written, the log trimmed to the checkpoint. Returns (run, config,
+    state to resume or None, its file or None)."""
     if resume is not None:
         run = Path(resume)
         if out is not None and Path(out).resolve() != run.resolve():
             raise UserError("--out and --resume name different runs; give only --resume RUN")
-        state = load_run(run)
+        state, source = load_run(run)
         config = make_config(options, state["config"])
     else:
         if out is None:
             raise UserError("give --out RUN for a new run (or --resume RUN)")
-        run, state = Path(out), None
-        if (run / CHECKPOINT).exists():
+        run, state, source = Path(out), None, None
+        if (run / CHECKPOINT).exists() or (run / PREVIOUS).exists():
             raise UserError(f"{run} already holds a run; continue it with --resume {run} "
                             "or choose another --out")
         config = make_config(options)
+    config["world_size"] = world_size
     check_config(config)
-    run.mkdir(parents=True, exist_ok=True)
-    write_text(run / "config.json", json.dumps(config, indent=2) + "\n")
-    trainer = Trainer(run, config, state, progress)
-    trim_metrics(run / METRICS, trainer.step)
-    return trainer.fit()
+    check_writable([run / CONFIG])  # creates the run folder
+    remove_stale_temps(run)
+    write_text(run / CONFIG, json.dumps(config, indent=2) + "\n")
+    trim_metrics(run / METRICS, state["step"] if state is not None else 0)
+    return run, config, state, source
+
+
+def train(out=None, resume=None, progress=True, **options) -> dict:
+    """Train a new run in ``out`` or continue the run folder ``resume``; data-parallel when
+    launched by torchrun (see the module docstring).
+
+    ``options`` are the keys of :data:`DEFAULTS` (e.g. data=[folder], scale=2, steps=1000).
+    Returns the last logged metrics ({"step", "loss", "lr", ...}).
+    """
+    with distributed.session() as ranks:
+        run, config, state, source = distributed.main_only(prepare, out, resume, options,
+                                                           ranks.world_size)
+        trainer = distributed.main_first(Trainer, run, config, state, progress, source, ranks)
+        return trainer.fit()
 
 
 def add_parser(subparsers):
@@ -298,7 +444,8 @@ def add_parser(subparsers):
     p.add_argument("--init", metavar="W",
                    help="start from these weights (up.0 may differ in shape: x2 body -> x4)")
     p.add_argument("--patch", type=int, help="LR patch side (default 64)")
-    p.add_argument("--batch", type=int, help="patches per step (default 16)")
+    p.add_argument("--batch", type=int,
+                   help="patches per step, over all processes under torchrun (default 16)")
     p.add_argument("--lr", type=float, help="learning rate (default 5e-4)")
     p.add_argument("--betas", type=float, nargs=2, help="AdamW betas (default 0.9 0.999)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
@@ -324,4 +471,5 @@ def add_parser(subparsers):
 def _run(args):
     options = {k: getattr(args, k) for k in DEFAULTS}
     last = train(args.out, args.resume, **options)
-    print(json.dumps(last))
+    if distributed.from_env().main:
+        print(json.dumps(last))

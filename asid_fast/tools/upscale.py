@@ -1,6 +1,13 @@
-"""``asid-fast upscale``: super-resolve image files or folders with ASID."""
+"""``asid-fast upscale``: super-resolve image files or folders with ASID.
+
+Every input is checked from its header (size, bit depth, alpha against the output format), and
+every output place is tried, before the model loads. An image that fails does not stop the
+others: the failures are listed at the end and the exit status is non-zero (``--fail-fast``
+stops at the first).
+"""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,9 +15,10 @@ import torch
 from tqdm import tqdm
 
 from . import runtime
+from .atomic import check_writable
 from .errors import UserError
-from .imageio import (EXTENSIONS, FORMAT_EXT, Picture, list_images, output_format, read_image,
-                      write_image)
+from .imageio import (EXTENSIONS, FORMAT_EXT, Picture, check_storable, list_images,
+                      output_format, read_header, read_image, write_image)
 from .imresize import imresize
 from .tiling import check_tiling, tiled_forward
 
@@ -37,15 +45,39 @@ def model_fn(model: torch.nn.Module, dtype: torch.dtype):
     return run
 
 
+class ImagesFailed(UserError):
+    """Some images of an upscale run failed; the others were written."""
+
+    def __init__(self, failures: list[tuple[Path, str]], written: list[Path]):
+        self.failures, self.written = failures, written
+        total = len(failures) + len(written)
+        super().__init__(f"{len(failures)} of {total} images failed (listed above); "
+                         f"{len(written)} written")
+
+
+def check_size(hw: tuple[int, int], name: str = "image") -> None:
+    """UserError unless an image of (height, width) ``hw`` is large enough for ASID."""
+    from ..reference.model import MIN_SIZE
+
+    h, w = hw
+    if min(h, w) < MIN_SIZE:
+        raise UserError(f"{name} is {w}x{h}; ASID needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+
+
+def check_input(src: Path, dst: Path, fmt=None) -> None:
+    """UserError naming the file if ``src`` cannot be upscaled into ``dst`` (format ``fmt``,
+    default from its suffix), judged from ``src``'s header."""
+    head = read_header(src)
+    check_size(head.hw, str(src))
+    check_storable(dst, output_format(fmt, dst), head.bits, head.alpha)
+
+
 def upscale_picture(pic: Picture, fn, scale: int, device, tile=64, overlap=24, batch=1,
                     progress=False) -> Picture:
     """Super-resolve the colour planes with ``fn`` ([0, 1] -> [0, 1]); alpha is resized with
     bicubic ``imresize``. Keeps bit depth, gray/RGB and alpha."""
-    from ..reference.model import MIN_SIZE
-
     h, w = pic.hw
-    if min(h, w) < MIN_SIZE:
-        raise UserError(f"image is {w}x{h}; ASID needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+    check_size(pic.hw)
     with torch.inference_mode():
         y = tiled_forward(fn, to_tensor(pic.rgb(), device), scale, tile, overlap, batch, progress)
         y = y.clamp_(0, 1)
@@ -100,19 +132,46 @@ def plan_outputs(files, out, fmt=None, suffix="") -> list[Path]:
 
 
 def upscale(inputs, out, scale: int, weights=None, variant="asid", tile=64, overlap=24, batch=1,
-            device="auto", dtype="fp32", backend="auto", fmt=None, suffix="", progress=True):
-    """Upscale image files/folders ``inputs`` into ``out``; returns the written paths."""
-    check_tiling(tile, overlap)
+            device="auto", dtype="fp32", backend="auto", fmt=None, suffix="", progress=True,
+            fail_fast=False):
+    """Upscale image files/folders ``inputs`` into ``out``; returns the written paths.
+
+    A failing image (unreadable, too small, not storable in the output format) is skipped and
+    the rest go on; then ImagesFailed lists the failures. With ``fail_fast``, or for a single
+    input, the first failure is raised as it is.
+    """
+    check_tiling(tile, overlap, batch)
     files = collect_inputs(inputs)
     targets = plan_outputs(files, out, fmt, suffix)
-    model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
-    fn = model_fn(model, dt)
-    for src, dst in tqdm(list(zip(files, targets)), desc="upscale", unit="img",
-                         disable=not progress or len(files) == 1):
-        pic = read_image(src)
-        result = upscale_picture(pic, fn, scale, dev, tile, overlap, batch, progress)
-        write_image(dst, result, fmt)
-    return targets
+    check_writable(targets)
+    failures, jobs, written = [], [], []
+
+    def failed(src, error):
+        if fail_fast or len(files) == 1:
+            raise error
+        failures.append((src, str(error)))
+
+    for src, dst in zip(files, targets):
+        try:
+            check_input(src, dst, fmt)
+            jobs.append((src, dst))
+        except UserError as e:
+            failed(src, e)
+    if jobs:
+        model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
+        fn = model_fn(model, dt)
+        for src, dst in tqdm(jobs, desc="upscale", unit="img", disable=not progress or len(jobs) == 1):
+            try:
+                result = upscale_picture(read_image(src), fn, scale, dev, tile, overlap, batch,
+                                         progress)
+                write_image(dst, result, fmt)
+                written.append(dst)
+            except UserError as e:
+                failed(src, e)
+    if failures:
+        order = {src: k for k, src in enumerate(files)}
+        raise ImagesFailed(sorted(failures, key=lambda f: order[f[0]]), written)
+    return written
 
 
 def add_parser(subparsers):
@@ -135,9 +194,18 @@ def add_parser(subparsers):
     p.add_argument("--backend", default="auto", help="op backend of the fused model")
     p.add_argument("--format", dest="fmt", help="output format (png, jpg, ...; default: as input)")
     p.add_argument("--suffix", default="", help="added to output file names (e.g. _x4)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first image that fails (default: do the others, list the "
+                        "failures at the end)")
     p.set_defaults(handler=_run)
 
 
 def _run(args):
-    upscale(args.inputs, args.out, args.scale, args.weights, args.variant, args.tile, args.overlap,
-            args.batch, args.device, args.dtype, args.backend, args.fmt, args.suffix)
+    try:
+        upscale(args.inputs, args.out, args.scale, args.weights, args.variant, args.tile,
+                args.overlap, args.batch, args.device, args.dtype, args.backend, args.fmt,
+                args.suffix, fail_fast=args.fail_fast)
+    except ImagesFailed as e:
+        for _, reason in e.failures:
+            print(f"asid-fast upscale: failed: {reason}", file=sys.stderr)
+        raise
