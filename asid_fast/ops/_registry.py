@@ -305,6 +305,31 @@ def library_op(op_name: str, backend: str):
     return _IMPLS[op_name, backend]
 
 
+_KERNELS = {"cpu": "the C++ CPU kernels", "cuda": "the CUDA kernels", "triton": "the Triton kernels",
+            "reference": "plain PyTorch (the reference ops)"}
+
+
+def summary(backend: str, device_type: str, dtype: torch.dtype) -> str:
+    """Which implementation runs the ops for ``backend`` on ``device_type`` and ``dtype``, in one
+    line: the window attention's backend, the ops that differ, and why "auto" fell back to the
+    reference when it did."""
+    main = resolve("window_attention_fwd", backend, device_type, dtype)
+    text = _KERNELS[main]
+    if main == "cpu":
+        text += f" ({_extension.cpu_isa()})"
+    others = sorted({f"{op.family} on {resolve(name, backend, device_type, dtype)}"
+                     for name, op in OPS.items() if name.endswith("_fwd") and main in op.backends
+                     and resolve(name, backend, device_type, dtype) != main})
+    if others:
+        text += "; " + ", ".join(others)
+    if main == "reference" and backend == "auto":
+        reasons = [f"{b}: {why_not('window_attention_fwd', b, device_type, dtype)}"
+                   for b in auto_order("window_attention_fwd", device_type) if b != "reference"]
+        if reasons:
+            text += " (" + "; ".join(reasons) + ")"
+    return text
+
+
 def available_backends(device) -> list[str]:
     """The named backends usable on ``device`` in this process."""
     device_type = torch.device(device).type

@@ -141,4 +141,13 @@ def prepare_model(scale, variant="asid", weights=None, backend="auto", device="a
     check_backend(backend, dev)
     model = build_model(scale, variant, backend)
     load_weights(model, weights if weights is not None else default_weights(scale, variant))
+    announce_backend(backend, dev, dt)
     return model.to(device=dev, dtype=dt).eval(), dev, dt
+
+
+def announce_backend(backend: str, device: torch.device, dtype: torch.dtype) -> None:
+    """One line on stderr: what runs the model's ops (a fallback is never silent)."""
+    from ..ops._registry import summary
+
+    print(f"running on {device} in {str(dtype).replace('torch.', '')}: "
+          f"{summary(backend, device.type, dtype)}", file=sys.stderr)

@@ -211,6 +211,8 @@ class Trainer:
         runtime.check_backend(c["backend"], self.device)
         torch.manual_seed(c["seed"])
         self.model = runtime.build_model(c["scale"], c["variant"], c["backend"]).to(self.device)
+        if ranks.main:
+            runtime.announce_backend(c["backend"], self.device, torch.float32)
         if state is not None:
             self._load_model(state["model"], source)
         elif c["init"]:
