@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command GPU check for a lent H100/H200 holding nothing but this repository:
 #   1. environment report (GPU, driver, torch, triton);
-#   2. build the C++/CUDA extension in place (python setup.py build_ext --inplace);
+#   2. install the package in place (pip install -e: builds the C++/CUDA extension);
 #   3. GPU parity tests: pytest -m cuda over tests/ (CUDA and Triton backends vs the reference);
 #   4. benchmarks (asid-fast bench), in this order of priority: ops fp32; ASID x4 inference,
 #      reference and fused, eager and torch.compile; ASID x4 training step, eager; ops bf16;
@@ -9,7 +9,8 @@
 #   5. check every benchmark JSON (schema, failed candidates, outputs vs reference) and plot.
 # Writes the JSON files, bench.png and device_check.log to bench/results/<stamp>/ and, when $OUT
 # is set, to $OUT (8 files: the device tool returns no more). Needs only torch, triton and numpy
-# (pytest for step 3, matplotlib for the plot); installs nothing. Ends within BUDGET_S seconds
+# (pytest for step 3, matplotlib for the plot); installs this package alone (no dependencies,
+# nothing from an index). Ends within BUDGET_S seconds
 # (default 470, under 8 minutes): each stage has a time limit, cut to what is left; stages that
 # no longer fit are skipped and reported.
 # Exit status: 0 all passed; 1 a failure (build, parity, benchmark error or output mismatch);
@@ -100,7 +101,8 @@ build() {
   fi
   export MAX_JOBS=${MAX_JOBS:-$(nproc)}
   echo "TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST MAX_JOBS=$MAX_JOBS"
-  "$PY" setup.py build_ext --inplace || return 1
+  # an editable install builds the extension in place and maps kernels/ to asid_fast.kernels
+  "$PY" -m pip install --no-build-isolation --no-deps --no-index -e . || return 1
   "$PY" - <<'EOF'
 import torch
 import asid_fast._C  # noqa: F401  (fails loudly if the build produced nothing importable)

@@ -1,26 +1,20 @@
 """ASID's fused operators as PyTorch ops with autograd, fake kernels and FLOP formulas, on the
 reference, C++ CPU, CUDA and Triton backends behind one dispatch (:mod:`._registry`).
 
-Each op module declares its ops and its public function; importing this package registers every
-op (schemas, fake kernels, autograd) and loads the compiled extension's kernels, so graphs saved
-by torch.export or TorchScript load in a fresh process after ``import asid_fast``.
+Every module of this package whose name does not start with "_" declares one op family (its
+ops through :func:`._registry.define`, and its public functions, listed in its ``__all__``).
+Importing the package imports them all, which registers every op (schemas, fake kernels,
+autograd), exports their public functions here, and loads the compiled extension's kernels: a
+graph saved by torch.export or TorchScript loads in a fresh process after ``import asid_fast``.
 """
-from . import channel_attention as _channel_attention  # noqa: F401  (registers its ops)
-from . import conv_chain as _conv_chain  # noqa: F401
-from . import depthwise_conv3x3 as _depthwise_conv3x3  # noqa: F401
-from . import layer_norm as _layer_norm  # noqa: F401
-from . import linear as _linear  # noqa: F401
-from . import window_attention as _window_attention  # noqa: F401
+import importlib
+import pkgutil
+
 from ._registry import BACKENDS, available_backends, load_extension
-from .channel_attention import channel_attention
-from .conv_chain import conv_chain
-from .depthwise_conv3x3 import depthwise_conv3x3
-from .layer_norm import layer_norm
-from .linear import linear
-from .window_attention import shared_window_attention, window_attention
 
+__all__ = ["BACKENDS", "available_backends"]
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    _family = importlib.import_module(f"{__name__}.{_module}")
+    globals().update({name: getattr(_family, name) for name in _family.__all__})
+    __all__ += _family.__all__
 load_extension()
-
-__all__ = ["BACKENDS", "available_backends", "channel_attention", "conv_chain",
-           "depthwise_conv3x3", "layer_norm", "linear", "shared_window_attention",
-           "window_attention"]

@@ -26,6 +26,7 @@ from ..reference import functional as RF
 from . import _checks
 from ._registry import OpDef, define, implementation, reference_gradients
 
+__all__ = ["channel_attention"]
 FAMILY = "channel_attention"
 CUDA_MAX_CHANNELS = 64  # csrc/cuda/channel_attention.cu
 TRITON_MAX_CHANNELS = 128  # kernels/channel_attention.py: the C x C matrix in one tile

@@ -28,6 +28,7 @@ from ._registry import OpDef, compiled_backend, define
 from .depthwise_conv3x3 import depthwise_conv3x3
 from .layer_norm import layer_norm
 
+__all__ = ["conv_chain"]
 FAMILY = "conv_chain"
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ._checks import FLOAT_DTYPES
 from ._registry import OpDef, define, implementation, reference_gradients
 
+__all__ = ["depthwise_conv3x3"]
 FAMILY = "depthwise_conv3x3"
 EPILOGUES = ("none", "gelu", "gate")
 

@@ -20,6 +20,7 @@ from ..reference import functional as RF
 from ._checks import FLOAT_DTYPES
 from ._registry import OpDef, define, implementation
 
+__all__ = ["layer_norm"]
 FAMILY = "layer_norm"
 
 

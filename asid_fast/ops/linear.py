@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ._registry import OpDef, compiled_backend, define
 
+__all__ = ["linear"]
 FAMILY = "linear"
 MAX_INPUTS = 4
 

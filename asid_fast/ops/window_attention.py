@@ -28,6 +28,7 @@ from ..reference import functional as RF
 from . import _checks
 from ._registry import OpDef, define, implementation, reference_gradients
 
+__all__ = ["window_attention", "shared_window_attention"]
 FAMILY = "window_attention"
 CUDA_MAX_TOKENS, CUDA_MAX_DIM = 64, 64  # csrc/cuda/window_attention.cu: one window per block
 TRITON_MAX_TOKENS = 128  # kernels/window_attention.py: one window per tile

@@ -117,8 +117,7 @@ ASID_VEC_INLINE void store_row_vector(T* row, int v, int64_t tail, vec_t<T> x) {
 // rows x n, contiguous. Three passes over the rows (all in L1): maxima, then exponentials (to p)
 // and sums, then scaling. A row's exponentials depend only on its max, so the core overlaps those
 // of consecutive rows; with one row at a time in registers (max, exp, sum, scale), the chain of
-// each row held up the next (measured on 64 x 64 windows in L1: 2.05-2.2 us per window against
-// 2.5-2.6; the forward kernel got 1-6% faster).
+// each row would hold up the next.
 template <int NV, typename T>
 void softmax_rows_vectorized(const T* s, int64_t lds, int64_t rows, int64_t n, T* p) {
   using V = vec_t<T>;

@@ -217,7 +217,7 @@ struct TileShape {
 
 // Memory for the tiles of the calling thread's kernels, kept between calls (it only grows): a
 // fresh allocation of a few hundred KiB is handed back to the system when freed and page-faults
-// again on the next call (measured: ~60 faults per call and thread).
+// again on the next call.
 template <typename T>
 T* thread_tile_memory(int64_t count) {
   thread_local ScratchVector<T> memory;

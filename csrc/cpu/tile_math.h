@@ -118,9 +118,7 @@ ASID_VEC_INLINE void store_n(T* p, vec_t<T> v, int64_t n) {
 }
 
 // Scratch memory aligned to a cache line. Rows of whole vectors then never straddle two lines; at
-// the allocator's 16-byte alignment every other 32-byte vector did (measured on the window
-// attention kernels, single-threaded, d = 36, per window: 0.7 us more in the backward's
-// products, 0.25 us in its gather).
+// the default allocator's 16-byte alignment every other 32-byte vector would.
 template <typename T>
 struct CacheLineAllocator {
   using value_type = T;
@@ -197,10 +195,9 @@ inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T*
                           C0 ? C0 + r * ldc0 : nullptr, ldc0);
 }
 
-// Column strips of 3 vectors (4 x 3 blocks: 12 accumulators), then 2, then 1; rows of exactly 8
-// vectors with a short inner dimension (QK^T with d = 12) go whole, one row per block. Measured
-// on the window products (n = 64, d = 12/24/36): 4 x 3 blocks run at ~95 GFLOP/s per core where
-// 4 x 2 blocks ran at ~80, and single 8-vector rows beat strips by 20% for K = 12.
+// Column strips of 3 vectors (4 x 3 blocks: 12 accumulators, the most the 16 registers hold with
+// their operands), then 2, then 1; rows of exactly 8 vectors with a short inner dimension (QK^T
+// with d = 12) go whole, one row per block, where strips would reload A for too little work.
 template <bool TA, typename T>
 inline void gemm_op(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc, const T* C0, int64_t ldc0) {
@@ -249,10 +246,8 @@ ASID_VEC_INLINE f32x8 horner(f32x8 x, const float (&c)[N]) {
 
 // exp(x) for x <= 0 (softmax after the max shift): Cody-Waite reduction x = n ln2 + r, a
 // degree-6 polynomial for exp(r) on [-ln2/2, ln2/2] (near-minimax fit of the relative error,
-// Horner), and 2^n added to the result's exponent bits; 0 below -87, NaN stays NaN. Measured over
-// [-87, 0]: at most 1.05 ulp from exp in double (the Cephes expf form this replaced: 1.02) and
-// 30% faster (that form's p r^2 + r + 1 tail and separate 2^n multiply took four more vector
-// operations per exponential).
+// Horner), and 2^n added to the result's exponent bits (no separate multiply); 0 below -87, NaN
+// stays NaN. At most 1.05 ulp from exp in double over [-87, 0].
 ASID_VEC_INLINE f32x8 exp_nonpositive(f32x8 x) {
   const i32x8 underflow = x < -87.0f;  // all-ones lanes flush to 0
   const f32x8 lowest = vsplat(-87.0f);
