@@ -149,6 +149,7 @@ def test_div2k_layout_uses_given_lr_and_patches_stay_aligned(tmp_path):
 def test_bad_inputs(tmp_path, hr_dir, capsys):
     run = tmp_path / "run"
     train(run, data=[hr_dir], steps=1, progress=False, **TINY)
+    capsys.readouterr()  # the first run's output
     base = ["train", "--data", str(hr_dir), "--scale", "2", "--workers", "0"]
     cases = [
         (base + ["--out", str(run)], "already holds a run"),

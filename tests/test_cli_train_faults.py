@@ -88,6 +88,7 @@ def test_damaged_last_pt_is_refused_and_resume_falls_back_to_previous(tmp_path, 
 def test_damaged_last_pt_without_previous_is_refused(tmp_path, hr_dir, capsys):
     run = tmp_path / "run"
     train(run, data=[hr_dir], steps=1, progress=False, **TINY)
+    capsys.readouterr()  # the first run's output
     flip_tensor_bytes(run / "last.pt")
     before = (run / "last.pt").read_bytes()
     code, err = cli(capsys, "train", "--resume", run, "--steps", 3)

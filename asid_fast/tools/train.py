@@ -211,8 +211,6 @@ class Trainer:
         runtime.check_backend(c["backend"], self.device)
         torch.manual_seed(c["seed"])
         self.model = runtime.build_model(c["scale"], c["variant"], c["backend"]).to(self.device)
-        if ranks.main:
-            runtime.announce_backend(c["backend"], self.device, torch.float32)
         if state is not None:
             self._load_model(state["model"], source)
         elif c["init"]:
@@ -352,6 +350,8 @@ class Trainer:
         last log record."""
         c = self.config
         main = self.ranks.main
+        if main:
+            runtime.announce_backend(c["backend"], self.device, torch.float32)
         self.net = distributed.wrap(self.model, self.device)
         self.model.train()
         loss_sum, n, t0 = torch.zeros((), device=self.device), 0, time.perf_counter()
