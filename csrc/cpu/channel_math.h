@@ -83,10 +83,10 @@ inline void for_channel_vectors_masked(int64_t C, const F& f) {
 // degree 5 / 5 rational least-squares fit made for this project: |error| < 4e-7 evaluated in
 // float32 (the A&S 7.1.26 form of ATen's vectorised erf: < 1.5e-7 plus rounding), at about half
 // its cost (no exponential).
-inline f32x8 erf_rational(f32x8 z) {
+inline f32v erf_rational(f32v z) {
   z = z < -4.0f ? vsplat(-4.0f) : z;
   z = z > 4.0f ? vsplat(4.0f) : z;
-  const f32x8 u = z * z;
+  const f32v u = z * z;
   static constexpr float kP[] = {1.974462280e-06f, 2.879961087e-04f, 4.002961413e-03f,
                                   5.346483184e-02f, 1.962366694e-01f, 1.128378979e+00f};
   static constexpr float kQ[] = {3.747481425e-05f, 1.216147197e-03f, 1.544292209e-02f,
@@ -95,25 +95,27 @@ inline f32x8 erf_rational(f32x8 z) {
 }
 
 // Phi(x), the standard normal CDF (GELU(x) = x Phi(x)).
-inline f32x8 normal_cdf(f32x8 x) { return 0.5f + 0.5f * erf_rational(x * 0.70710678118654752f); }
+inline f32v normal_cdf(f32v x) { return 0.5f + 0.5f * erf_rational(x * 0.70710678118654752f); }
 
 // phi(x) = exp(-x^2 / 2) / sqrt(2 pi), taken as 0 for |x| > 9 (below 1e-18; avoids the slow
 // denormal intermediates of the exponential near its underflow).
-inline f32x8 normal_pdf(f32x8 x) {
-  const i32x8 far = (x < 0.0f ? -x : x) > 9.0f;
-  return (f32x8)((i32x8)(exp_nonpositive(-0.5f * x * x) * 0.39894228040143268f) & ~far);
+inline f32v normal_pdf(f32v x) {
+  using Bits = Simd<float>::Bits;
+  const Bits far = (x < 0.0f ? -x : x) > 9.0f;
+  return (f32v)((Bits)(exp_nonpositive(-0.5f * x * x) * 0.39894228040143268f) & ~far);
 }
 
 // double: libm per lane.
-inline f64x4 normal_cdf(f64x4 x) {
-  f64x4 cdf;
-  for (int i = 0; i < 4; ++i) cdf[i] = 0.5 * std::erfc(-x[i] * 0.70710678118654752);
+inline vec_t<double> normal_cdf(vec_t<double> x) {
+  vec_t<double> cdf;
+  for (int i = 0; i < lanes<double>(); ++i) cdf[i] = 0.5 * std::erfc(-x[i] * 0.70710678118654752);
   return cdf;
 }
 
-inline f64x4 normal_pdf(f64x4 x) {
-  f64x4 pdf;
-  for (int i = 0; i < 4; ++i) pdf[i] = std::exp(-0.5 * x[i] * x[i]) * 0.39894228040143268;
+inline vec_t<double> normal_pdf(vec_t<double> x) {
+  vec_t<double> pdf;
+  for (int i = 0; i < lanes<double>(); ++i)
+    pdf[i] = std::exp(-0.5 * x[i] * x[i]) * 0.39894228040143268;
   return pdf;
 }
 

@@ -14,8 +14,12 @@ bool cpu_supports(int index) {
   if (index == 0) return true;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();  // may run during static initialisation
-  if (std::string(kIsaNames[index]) == "avx2")
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const std::string name = kIsaNames[index];
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (name == "avx2") return avx2;
+  if (name == "avx512")
+    return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 #endif
   return false;
 }

@@ -8,7 +8,8 @@
 #include <string>
 
 // M(set, args...) for each set, slowest first.
-#define ASID_FOR_EACH_CPU_ISA(M, ...) M(baseline, __VA_ARGS__) M(avx2, __VA_ARGS__)
+#define ASID_FOR_EACH_CPU_ISA(M, ...) \
+  M(baseline, __VA_ARGS__) M(avx2, __VA_ARGS__) M(avx512, __VA_ARGS__)
 
 namespace asid {
 namespace cpu {

@@ -4,6 +4,10 @@
 // the instruction set (inline library code and the argument structs stay baseline).
 #pragma once
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>

@@ -2,8 +2,7 @@
 // rows' maxima, exponentials and sums are formed with vector operations (balanced reductions) and
 // the normalised rows go to the attention output; in the backward, each row of dO V^T +
 // grad_attn becomes the softmax gradient and its dbias share in one pass, in registers. Rows
-// longer than kMaxRowVectors vectors (windows above 8x8 in float, above 5x5 in double) use the
-// multi-pass row functions of tile_math.h.
+// longer than kMaxRowVectors vectors use the multi-pass row functions of tile_math.h.
 //
 // Included only by the kernel headers (per-ISA namespace, see tile_math.h).
 #pragma once
@@ -24,30 +23,42 @@ ASID_VEC_INLINE V vmax(V a, V b) {
   return a > b ? a : b;
 }
 
-// Every lane set to the max / the sum of v's lanes (halving shuffles).
-ASID_VEC_INLINE f32x8 all_max(f32x8 v) {
-  v = vmax(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
-  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5));
-  return vmax(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6));
+template <int B>
+struct SwapLanes {  // lane i takes lane i ^ B
+  static constexpr int at(size_t i) { return int(i) ^ B; }
+};
+
+// Every lane set to op over v's lanes: a butterfly of lane swaps, halves first (log2(lanes)
+// steps).
+template <int B = 0, typename V, typename Op>
+ASID_VEC_INLINE V all_lanes(V v, const Op& op) {
+  constexpr int L = sizeof(V) / sizeof(v[0]);
+  constexpr int S = B == 0 ? L / 2 : B;
+  if constexpr (S == 0) {
+    return v;
+  } else {
+    v = op(v, shuffle<SwapLanes<S>, L>(v, v));
+    if constexpr (S == 1) {
+      return v;
+    } else {
+      return all_lanes<S / 2>(v, op);
+    }
+  }
 }
-ASID_VEC_INLINE f64x4 all_max(f64x4 v) {
-  v = vmax(v, __builtin_shufflevector(v, v, 2, 3, 0, 1));
-  return vmax(v, __builtin_shufflevector(v, v, 1, 0, 3, 2));
+
+template <typename V>
+ASID_VEC_INLINE V all_max(V v) {
+  return all_lanes(v, [](V a, V b) { return vmax(a, b); });
 }
-ASID_VEC_INLINE f32x8 all_sum(f32x8 v) {
-  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
-  return v + __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
-}
-ASID_VEC_INLINE f64x4 all_sum(f64x4 v) {
-  v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
-  return v + __builtin_shufflevector(v, v, 1, 0, 3, 2);
+template <typename V>
+ASID_VEC_INLINE V all_sum(V v) {
+  return all_lanes(v, [](V a, V b) { return a + b; });
 }
 
 // exp(x) for x <= 0 or -inf, per lane (double: libm).
-ASID_VEC_INLINE f32x8 exp_lanes(f32x8 x) { return exp_nonpositive(x); }
-ASID_VEC_INLINE f64x4 exp_lanes(f64x4 x) {
-  for (int i = 0; i < 4; ++i) x[i] = std::exp(x[i]);
+ASID_VEC_INLINE vec_t<float> exp_lanes(vec_t<float> x) { return exp_nonpositive(x); }
+ASID_VEC_INLINE vec_t<double> exp_lanes(vec_t<double> x) {
+  for (int i = 0; i < lanes<double>(); ++i) x[i] = std::exp(x[i]);
   return x;
 }
 

@@ -80,7 +80,7 @@ struct BatchPixels {
 
 // One map to gather: channel c < d of member m of group g0 + t goes to
 // rows.at(t)[m * rows.ld + c] and/or cols.at(t)[c * cols.ld + m], times scale (null tile sets
-// are skipped). Tile rows are padded to whole vectors (rows.ld and cols.ld multiples of 8), and
+// are skipped). Tile rows are padded to whole vectors (rows.ld and cols.ld multiples of the width), and
 // the padding receives zeros.
 template <typename T>
 struct GatherTarget {
@@ -108,9 +108,10 @@ ASID_VEC_INLINE void store_channels(const T* r, vec_t<T> scale, int64_t d, T* x)
   if (c < d) store_n(x + c, vload(r + c) * scale, d - c);
 }
 
-// In-register transpose of a lanes x lanes block: afterwards r[j][i] is the former r[i][j].
-ASID_VEC_INLINE void transpose_block(f32x8 (&r)[8]) {
-  f32x8 t[8], u[8];
+// In-register transpose of a lanes x lanes block: afterwards r[j][i] is the former r[i][j]. 32-byte
+// vectors: the unpack and lane-permute network of AVX2 (3 steps of in-lane pair shuffles).
+ASID_VEC_INLINE void transpose_block(vec_n<float, 8> (&r)[8]) {
+  vec_n<float, 8> t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
     t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
     t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -126,15 +127,42 @@ ASID_VEC_INLINE void transpose_block(f32x8 (&r)[8]) {
     r[j + 4] = __builtin_shufflevector(u[j], u[j + 4], 4, 5, 6, 7, 12, 13, 14, 15);
   }
 }
-ASID_VEC_INLINE void transpose_block(f64x4 (&r)[4]) {
-  const f64x4 t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
-  const f64x4 t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
-  const f64x4 t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
-  const f64x4 t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+ASID_VEC_INLINE void transpose_block(vec_n<double, 4> (&r)[4]) {
+  using V = vec_n<double, 4>;
+  const V t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+  const V t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+  const V t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+  const V t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
   r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
   r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
   r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
   r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
+// Rows i and i + B, for i with bit B clear, exchange the entries whose column has bit B set in
+// row i with those whose column has it clear in row i + B (lo: the new row i, hi: the new row
+// i + B). Doing it for every bit B swaps each entry's row and column bits: the transpose.
+template <int B, int L>
+struct BlockSwapLo {
+  static constexpr int at(size_t k) { return (k & B) ? L + (int(k) ^ B) : int(k); }
+};
+template <int B, int L>
+struct BlockSwapHi {
+  static constexpr int at(size_t k) { return (k & B) ? L + int(k) : (int(k) ^ B); }
+};
+
+// Wider vectors: the block-swap network (log2(lanes) steps of two-source shuffles).
+template <int B = 1, typename V, int L>
+ASID_VEC_INLINE void transpose_block(V (&r)[L]) {
+  if constexpr (B < L) {
+    for (int i = 0; i < L; ++i) {
+      if (i & B) continue;
+      const V a = r[i], b = r[i | B];
+      r[i] = shuffle<BlockSwapLo<B, L>, L>(a, b);
+      r[i | B] = shuffle<BlockSwapHi<B, L>, L>(a, b);
+    }
+    transpose_block<2 * B>(r);
+  }
 }
 
 // Columns [m0, m0 + lanes) of a channel-major tile (col points at column m0, rows of stride ld):
@@ -252,8 +280,6 @@ class Tiles {
   TileSet<T> set_[N];
   int64_t batch_;
 };
-
-constexpr int64_t pad8(int64_t x) { return (x + 7) / 8 * 8; }
 
 }  // namespace ASID_CPU_ISA
 }  // namespace cpu

@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 // Small vector helpers are forced inline: an out-of-line call would pass its vectors through
@@ -23,35 +25,67 @@ namespace asid {
 namespace cpu {
 namespace ASID_CPU_ISA {
 
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef int32_t i32x8 __attribute__((vector_size(32)));
-typedef uint32_t u32x8 __attribute__((vector_size(32)));
-typedef double f64x4 __attribute__((vector_size(32)));
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef double f64x2 __attribute__((vector_size(16)));
+// The vector width and register count of the instruction set being built (setup.py defines them
+// with ASID_CPU_ISA): 32-byte vectors and 16 registers (baseline, AVX2) or 64 and 32 (AVX-512).
+constexpr int kVectorBytes = ASID_CPU_VECTOR_BYTES;
+constexpr int kVectorRegisters = ASID_CPU_VECTOR_REGISTERS;
+
+template <typename T, int N>
+struct VectorOf {
+  typedef T type __attribute__((vector_size(sizeof(T) * N)));
+};
+// N lanes of T (a GCC/Clang vector extension type).
+template <typename T, int N>
+using vec_n = typename VectorOf<T, N>::type;
 
 template <typename T>
-struct Simd;
+struct SameSizeInt;
 template <>
-struct Simd<float> {
-  using V = f32x8;
-  using Half = f32x4;
-  static constexpr int lanes = 8;
-  static V splat(float x) { return V{x, x, x, x, x, x, x, x}; }
-  static V widen(f32x4 h) { return __builtin_shufflevector(h, f32x4{}, 0, 1, 2, 3, 4, 5, 6, 7); }
-  static f32x4 low_half(V v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3); }
+struct SameSizeInt<float> {
+  using type = int32_t;
 };
 template <>
-struct Simd<double> {
-  using V = f64x4;
-  using Half = f64x2;
-  static constexpr int lanes = 4;
-  static V splat(double x) { return V{x, x, x, x}; }
-  static V widen(f64x2 h) { return __builtin_shufflevector(h, f64x2{}, 0, 1, 2, 3); }
-  static f64x2 low_half(V v) { return __builtin_shufflevector(v, v, 0, 1); }
+struct SameSizeInt<double> {
+  using type = int64_t;
+};
+
+// __builtin_shufflevector(a, b, F::at(0), ..., F::at(M - 1)): lanes of the result taken from the
+// lanes of a (indices below a's width) and b (the others) that F names.
+template <typename F, typename R, typename V, size_t... I>
+ASID_VEC_INLINE R shuffle_with(V a, V b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, F::at(I)...);
+}
+template <typename F, int M, typename V>
+ASID_VEC_INLINE auto shuffle(V a, V b) {
+  using R = vec_n<std::remove_reference_t<decltype(a[0])>, M>;
+  return shuffle_with<F, R>(a, b, std::make_index_sequence<M>{});
+}
+
+template <int I0>
+struct FromLane {  // lanes I0, I0 + 1, ...
+  static constexpr int at(size_t i) { return I0 + int(i); }
+};
+
+template <typename T>
+struct Simd {
+  static constexpr int lanes = kVectorBytes / int(sizeof(T));
+  using V = vec_n<T, lanes>;
+  using Half = vec_n<T, lanes / 2>;
+  using Bits = vec_n<typename SameSizeInt<T>::type, lanes>;  // comparison results, bit casts
+  static V splat(T x) { return V{} + x; }
+  // h in the low half, zeros in the high half
+  static V widen(Half h) { return shuffle<FromLane<0>, lanes>(h, Half{}); }
+  static Half low_half(V v) { return shuffle<FromLane<0>, lanes / 2>(v, v); }
+  static Half high_half(V v) { return shuffle<FromLane<lanes / 2>, lanes / 2>(v, v); }
 };
 template <typename T>
 using vec_t = typename Simd<T>::V;
+
+// x rounded up to whole float vectors: the row length of the kernels' tiles and scratch rows
+// (whole vectors of double too).
+constexpr int64_t pad_lanes(int64_t x) {
+  return (x + Simd<float>::lanes - 1) / Simd<float>::lanes * Simd<float>::lanes;
+}
 
 template <typename T>
 ASID_VEC_INLINE vec_t<T> vload(const T* p) {
@@ -72,7 +106,7 @@ constexpr int lanes() {
   return Simd<T>::lanes;
 }
 
-// memcpy of the first n (< lanes <= 8) elements with a compile-time size per case (no library
+// memcpy of the first n (< lanes <= 16) elements with a compile-time size per case (no library
 // call); cases of lanes or more are never reached and compiled out.
 template <typename T>
 ASID_VEC_INLINE void copy_prefix(void* dst, const void* src, int64_t n) {
@@ -82,19 +116,42 @@ ASID_VEC_INLINE void copy_prefix(void* dst, const void* src, int64_t n) {
     if constexpr (k < lanes<T>()) __builtin_memcpy(dst, src, k * sizeof(T)); \
     return;
     ASID_COPY_CASE(1) ASID_COPY_CASE(2) ASID_COPY_CASE(3) ASID_COPY_CASE(4)
-    ASID_COPY_CASE(5) ASID_COPY_CASE(6) ASID_COPY_CASE(7)
+    ASID_COPY_CASE(5) ASID_COPY_CASE(6) ASID_COPY_CASE(7) ASID_COPY_CASE(8)
+    ASID_COPY_CASE(9) ASID_COPY_CASE(10) ASID_COPY_CASE(11) ASID_COPY_CASE(12)
+    ASID_COPY_CASE(13) ASID_COPY_CASE(14) ASID_COPY_CASE(15)
 #undef ASID_COPY_CASE
     default:
       return;
   }
 }
 
-// The first n (<= lanes) elements of p, zeros after them. A half vector (the channel tail of
-// d = 12 and 36 in float) is one register load; other partial vectors go through memory, whose
-// narrow stores then wide load stall the load for a dozen cycles.
+#if ASID_CPU_VECTOR_BYTES == 64
+// 64-byte vectors (AVX-512): partial vectors are masked loads and stores (one instruction; a
+// masked load does not touch the lanes it leaves out).
+ASID_VEC_INLINE vec_t<float> masked_load(const float* p, int64_t n) {
+  return (vec_t<float>)_mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
+}
+ASID_VEC_INLINE vec_t<double> masked_load(const double* p, int64_t n) {
+  return (vec_t<double>)_mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
+}
+ASID_VEC_INLINE void masked_store(float* p, vec_t<float> v, int64_t n) {
+  _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), (__m512)v);
+}
+ASID_VEC_INLINE void masked_store(double* p, vec_t<double> v, int64_t n) {
+  _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), (__m512d)v);
+}
+#endif
+
+// The first n (<= lanes) elements of p, zeros after them. 64-byte vectors: a masked load. 32-byte
+// vectors: a half vector (the channel tail of d = 12 and 36 in float) is one register load; other
+// partial vectors go through memory, whose narrow stores then wide load stall the load for a
+// dozen cycles.
 template <typename T>
 ASID_VEC_INLINE vec_t<T> load_n(const T* p, int64_t n) {
   if (n == lanes<T>()) return vload(p);
+#if ASID_CPU_VECTOR_BYTES == 64
+  return masked_load(p, n);
+#else
   if (2 * n == lanes<T>()) {
     typename Simd<T>::Half h;
     __builtin_memcpy(&h, p, sizeof(h));
@@ -103,18 +160,23 @@ ASID_VEC_INLINE vec_t<T> load_n(const T* p, int64_t n) {
   vec_t<T> v{};
   copy_prefix<T>(&v, p, n);
   return v;
+#endif
 }
 
 // Stores the first n (<= lanes) elements of v.
 template <typename T>
 ASID_VEC_INLINE void store_n(T* p, vec_t<T> v, int64_t n) {
   if (n == lanes<T>()) return vstore(p, v);
+#if ASID_CPU_VECTOR_BYTES == 64
+  masked_store(p, v, n);
+#else
   if (2 * n == lanes<T>()) {
     const auto h = Simd<T>::low_half(v);
     __builtin_memcpy(p, &h, sizeof(h));
     return;
   }
   copy_prefix<T>(p, &v, n);
+#endif
 }
 
 // Scratch memory aligned to a cache line. Rows of whole vectors then never straddle two lines; at
@@ -137,13 +199,15 @@ template <typename T>
 using ScratchVector = std::vector<T, CacheLineAllocator<T>>;
 
 // Sum of the lanes by halving shuffles.
-ASID_VEC_INLINE float hsum_lanes(f32x8 v) {
-  const f32x4 a =
-      __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
-  const f32x4 b = a + __builtin_shufflevector(a, a, 2, 3, 0, 1);
-  return b[0] + b[1];
+template <typename V>
+ASID_VEC_INLINE auto hsum_lanes(V v) {
+  constexpr int L = sizeof(V) / sizeof(v[0]);
+  if constexpr (L == 2) {
+    return v[0] + v[1];
+  } else {
+    return hsum_lanes(shuffle<FromLane<0>, L / 2>(v, v) + shuffle<FromLane<L / 2>, L / 2>(v, v));
+  }
 }
-ASID_VEC_INLINE double hsum_lanes(f64x4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 
 template <typename T>
 ASID_VEC_INLINE T hsum(vec_t<T> v) {
@@ -175,11 +239,20 @@ inline void gemm_block(int64_t K, const T* A, int64_t lda, const T* B, int64_t l
 }
 
 // Rows of C per register block for blocks NV vectors wide: enough independent accumulators to
-// keep the FMA units busy (4-cycle latency, two units) within the 16 vector registers.
+// keep the FMA units busy (4-cycle latency, two units) while RB x NV accumulators, NV vectors of
+// B and a broadcast of A fit the vector registers.
 template <int NV>
 constexpr int block_rows() {
-  return NV == 1 ? 8 : (NV <= 3 ? 4 : 1);
+  if constexpr (kVectorRegisters >= 32) {
+    return NV == 1 ? 8 : (NV <= 3 ? 8 : (NV == 4 ? 6 : 1));
+  } else {
+    return NV == 1 ? 8 : (NV <= 3 ? 4 : 1);
+  }
 }
+
+// The widest column strip of a product, in vectors: 3 with 16 registers (4 x 3 blocks: 12
+// accumulators), 4 with 32 (6 x 4 blocks).
+constexpr int kStripVectors = kVectorRegisters >= 32 ? 4 : 3;
 
 template <bool TA, int NV, typename T>
 inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
@@ -195,24 +268,23 @@ inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T*
                           C0 ? C0 + r * ldc0 : nullptr, ldc0);
 }
 
-// Column strips of 3 vectors (4 x 3 blocks: 12 accumulators, the most the 16 registers hold with
-// their operands), then 2, then 1; rows of exactly 8 vectors with a short inner dimension (QK^T
-// with d = 12) go whole, one row per block, where strips would reload A for too little work.
+// Column strips of kStripVectors vectors, then narrower ones for the rest; rows of exactly 8
+// vectors with a short inner dimension (QK^T with d = 12 in 32-byte vectors) go whole, one row
+// per block, where strips would reload A for too little work.
 template <bool TA, typename T>
 inline void gemm_op(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc, const T* C0, int64_t ldc0) {
   constexpr int L = Simd<T>::lanes;
-  if (K <= 16 && N == 8 * L)
+  if (kVectorRegisters < 32 && K <= 16 && N == 8 * L)
     return gemm_columns<TA, 8>(M, K, A, lda, B, ldb, C, ldc, C0, ldc0);
   const auto start = [&](int64_t col) { return C0 ? C0 + col : nullptr; };
   int64_t j = 0;
-  for (; j + 3 * L <= N; j += 3 * L)
-    gemm_columns<TA, 3>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
-  if (j + 2 * L <= N) {
-    gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
-    j += 2 * L;
-  }
-  if (j < N) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
+  for (; j + kStripVectors * L <= N; j += kStripVectors * L)
+    gemm_columns<TA, kStripVectors>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
+  const int64_t left = (N - j) / L;
+  if (left == 3) gemm_columns<TA, 3>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
+  if (left == 2) gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
+  if (left == 1) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
 }
 
 template <typename T>
@@ -237,48 +309,51 @@ inline void gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
 }
 
 // The polynomial with coefficients c (highest power first) at x, by Horner's rule.
-template <int N>
-ASID_VEC_INLINE f32x8 horner(f32x8 x, const float (&c)[N]) {
-  f32x8 p = vsplat(c[0]);
+template <int N, typename V>
+ASID_VEC_INLINE V horner(V x, const float (&c)[N]) {
+  V p = V{} + c[0];
   for (int i = 1; i < N; ++i) p = p * x + c[i];
   return p;
 }
+
+using f32v = vec_t<float>;
 
 // exp(x) for x <= 0 (softmax after the max shift): Cody-Waite reduction x = n ln2 + r, a
 // degree-6 polynomial for exp(r) on [-ln2/2, ln2/2] (near-minimax fit of the relative error,
 // Horner), and 2^n added to the result's exponent bits (no separate multiply); 0 below -87, NaN
 // stays NaN. At most 1.05 ulp from exp in double over [-87, 0].
-ASID_VEC_INLINE f32x8 exp_nonpositive(f32x8 x) {
-  const i32x8 underflow = x < -87.0f;  // all-ones lanes flush to 0
-  const f32x8 lowest = vsplat(-87.0f);
+ASID_VEC_INLINE f32v exp_nonpositive(f32v x) {
+  using U = vec_n<uint32_t, Simd<float>::lanes>;
+  const auto underflow = x < -87.0f;  // all-ones lanes flush to 0
+  const f32v lowest = vsplat(-87.0f);
   x = lowest > x ? lowest : x;  // a NaN x compares false and stays
   const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer n, whose
-  const f32x8 t = x * 1.44269504088896341f + round_magic;  // two's complement is t's low bits
-  const f32x8 n = t - round_magic;
-  f32x8 r = x - n * 0.693359375f;
+  const f32v t = x * 1.44269504088896341f + round_magic;  // two's complement is t's low bits
+  const f32v n = t - round_magic;
+  f32v r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   static constexpr float kExp[] = {1.3843653723597527e-3f, 8.37415549904108e-3f,
                                    4.166800156235695e-2f,  1.6666431725025177e-1f,
                                    4.999999403953552e-1f,  1.0f, 1.0f};
-  const f32x8 p = horner(r, kExp);
+  const f32v p = horner(r, kExp);
   // t << 23 shifts t's own exponent bits out and leaves n in the exponent field
-  return (f32x8)(((u32x8)p + ((u32x8)t << 23)) & ~(u32x8)underflow);
+  return (f32v)(((U)p + ((U)t << 23)) & ~(U)underflow);
 }
 
 // x[i] = exp(x[i] - shift) for i < n; returns the sum. float: vector exp; double: libm.
 inline float exp_shifted(float* x, int64_t n, float shift) {
-  constexpr int L = 8;
-  f32x8 acc{};
+  constexpr int L = Simd<float>::lanes;
+  f32v acc{};
   int64_t i = 0;
   for (; i + L <= n; i += L) {
-    const f32x8 e = exp_nonpositive(vload(x + i) - shift);
+    const f32v e = exp_nonpositive(vload(x + i) - shift);
     vstore(x + i, e);
     acc += e;
   }
   if (i < n) {  // tail: pad one vector with -inf (exp -> 0)
     float tail[L];
     for (int t = 0; t < L; ++t) tail[t] = i + t < n ? x[i + t] : -INFINITY;
-    const f32x8 e = exp_nonpositive(vload(tail) - shift);
+    const f32v e = exp_nonpositive(vload(tail) - shift);
     vstore(tail, e);
     for (int64_t t = 0; i + t < n; ++t) x[i + t] = tail[t];
     acc += e;

@@ -107,8 +107,9 @@ RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight
                      const std::optional<at::Tensor>& bias,
                      const std::optional<at::Tensor>& residual);
 
-// Rows of the CPU kernels' parameter arrays: C rounded up to whole 32-byte vectors.
-inline int64_t padded(int64_t c) { return (c + 7) / 8 * 8; }
+// Rows of the CPU kernels' parameter arrays: C rounded up to 16 elements, whole vectors of every
+// instruction set's kernels (cpu/tile_io.h: pad_lanes).
+inline int64_t padded(int64_t c) { return (c + 15) / 16 * 16; }
 // A contiguous (rows, ld) copy of a (rows, C) parameter tensor, zero padded to ld columns.
 at::Tensor padded_rows(const at::Tensor& t, int64_t ld);
 // A zero-padded (ld) contiguous copy of an optional (n) vector, or an undefined tensor.

@@ -14,7 +14,7 @@ namespace asid {
 //   m   = epilogue(dwconv3x3(p, taps) (+ b_dw)), or p without taps (n_mid = n_in or n_in / 2)
 //   out = x + m W_out^T if w_out else m                            (K or n_mid channels)
 // Matrices are stored transposed and padded: w_in (K, ld_in) holds W_in^T, taps (9, ld_in),
-// w_out (n_mid, ld_out) holds W_out^T; ld_in, ld_out are multiples of 8, zero padded. The work
+// w_out (n_mid, ld_out) holds W_out^T; ld_in, ld_out are multiples of 16, zero padded. The work
 // range is the image rows (B * H).
 template <typename T>
 struct ConvChainArgs {

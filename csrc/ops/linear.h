@@ -9,7 +9,7 @@ namespace asid {
 
 // out = residual + [x_0 | x_1 | ...] W^T + bias on channels-last maps: the inputs (up to
 // kMaxLinearInputs, widths k_i, read through their strides) are concatenated along channels;
-// W^T is stored (K, ld_n), ld_n >= N a multiple of 8, zero padded, one per image when
+// W^T is stored (K, ld_n), ld_n >= N a multiple of 16, zero padded, one per image when
 // w_image_stride != 0. bias (ld_n) and residual (B, H, W, N) are optional; out is contiguous.
 // The work range is the image rows (B * H).
 constexpr int kMaxLinearInputs = 4;

@@ -1,7 +1,7 @@
 // CPU kernels of channel attention (ops/channel_attention.h). Each worker thread runs a kernel
 // once per op call over the op's WorkQueue of pixel groups.
 //
-// Tiles per group (n pixels, C channels, np/Cp padded to 8): pixel-major row tiles (n x Cp) and
+// Tiles per group (n pixels, C channels, np/Cp padded to whole vectors): pixel-major row tiles (n x Cp) and
 // channel-major tiles (C x np); the C x C matrices are (C x Cp). The L2 normalisation is never
 // applied to the tiles: it is folded into the C x C matrices as row/column scales rq, rk.
 #pragma once
@@ -40,7 +40,7 @@ inline void inverse_column_norms(const T* x, int64_t n, int64_t cols, int64_t ld
 template <typename T>
 void channel_forward(const ChannelFwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
-  const int64_t n = l.group_size(), C = a.channels, np = pad8(n), cp = pad8(C);
+  const int64_t n = l.group_size(), C = a.channels, np = pad_lanes(n), cp = pad_lanes(C);
   const T temperature = *a.temperature;
   const Tiles<T, 6> tiles({{C, np}, {n, cp}, {n, cp}, {C, cp, false}, {C, cp, false},
                            {1, cp, false}});
@@ -81,7 +81,7 @@ inline void combine_columns(T* x, const T* sx, const T* y, const T* sy, int64_t 
 template <typename T>
 void channel_backward(const ChannelBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
-  const int64_t n = l.group_size(), C = a.channels, np = pad8(n), cp = pad8(C);
+  const int64_t n = l.group_size(), C = a.channels, np = pad_lanes(n), cp = pad_lanes(C);
   const T temperature = *a.temperature;
   const Tiles<T, 17> tiles({{n, cp}, {C, np}, {n, cp}, {n, cp}, {n, cp}, {C, np}, {n, cp},
                             {n, cp}, {C, cp, false}, {C, cp, false}, {C, cp, false},

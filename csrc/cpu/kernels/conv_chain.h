@@ -23,8 +23,8 @@ struct ChainScratch {
   ScratchVector<T> a, pre, mid, o, zeros;
 
   ChainScratch(const ConvChainArgs<T>& c, int64_t n_mid)
-      : ld_k((c.grid.channels + 7) / 8 * 8),
-        ld_mid((n_mid + 7) / 8 * 8),
+      : ld_k(pad_lanes(c.grid.channels)),
+        ld_mid(pad_lanes(n_mid)),
         ring(3 * c.grid.width * c.ld_in),
         a(c.norm_weight ? c.grid.width * ld_k : 0),
         pre(c.grid.width * c.ld_in),
@@ -53,10 +53,11 @@ const T* chain_project_row(const ConvChainArgs<T>& c, ChainScratch<T>& s, int64_
     a = s.a.data();
     lda = s.ld_k;
   }
-  gemm(W, c.ld_in, K, a, lda, c.w_in, c.ld_in, p, c.ld_in);
+  const int64_t n_in = pad_lanes(c.n_in);  // columns computed (the rest of ld_in stays zero)
+  gemm(W, n_in, K, a, lda, c.w_in, c.ld_in, p, c.ld_in);
   if (c.b_in || c.gelu_in) {
     for (int64_t w = 0; w < W; ++w)
-      for (int64_t n = 0; n < c.ld_in; n += L) {
+      for (int64_t n = 0; n < n_in; n += L) {
         vec_t<T> v = vload(p + w * c.ld_in + n);
         if (c.b_in) v += vload(c.b_in + n);
         vstore(p + w * c.ld_in + n, c.gelu_in ? gelu(v) : v);
@@ -109,7 +110,7 @@ void conv_chain(const ConvChainArgs<T>& c, WorkQueue& queue) {
         continue;
       }
       const auto [m, ldm] = chain_mid_row(c, s, bh, n_mid, s.mid.data(), s.ld_mid);
-      gemm(W, c.ld_out, n_mid, m, ldm, c.w_out, c.ld_out, s.o.data(), c.ld_out);
+      gemm(W, pad_lanes(K), n_mid, m, ldm, c.w_out, c.ld_out, s.o.data(), c.ld_out);
       T* out = c.out + bh * W * K;
       for (int64_t w = 0; w < W; ++w) {
         const T* xr = g.row(c.x, bh * W + w);

@@ -25,7 +25,7 @@ void linear(const LinearArgs<T>& a, WorkQueue& queue) {
       const T* w_t = a.w_t + b * a.w_image_stride;
       for (int i = 0; i < a.inputs; ++i) {
         const MapView<const T>& x = a.x[i];
-        gemm(W, a.ld_n, a.k[i], x.data + b * x.sb + h * x.sh, x.sw, w_t, a.ld_n, acc.data(),
+        gemm(W, pad_lanes(N), a.k[i], x.data + b * x.sb + h * x.sh, x.sw, w_t, a.ld_n, acc.data(),
              a.ld_n, i > 0 ? acc.data() : nullptr, a.ld_n);  // inputs after the first add up
         w_t += a.k[i] * a.ld_n;
       }

@@ -1,7 +1,7 @@
 // CPU kernels of window attention and the shared-attention apply (ops/window_attention.h). Each
 // worker thread runs a kernel once per op call over the op's WorkQueue of windows.
 //
-// Tiles per window (n = w*w tokens, d channels, np/dp padded to 8): row tiles (n x dp) hold one
+// Tiles per window (n = w*w tokens, d channels, np/dp padded to whole vectors): row tiles (n x dp) hold one
 // token per row, transposed tiles (d x np) one channel per row, so every product is a row-major
 // gemm (or gemm_at) with the vectorised dimension last. Windows are processed in batches (see
 // tile_io.h).
@@ -19,7 +19,7 @@ namespace ASID_CPU_ISA {
 template <typename T>
 void window_forward(const WindowFwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
-  const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
+  const int64_t n = l.group_size(), d = a.dim, np = pad_lanes(n), dp = pad_lanes(d);
   const Tiles<T, 4> tiles({{n, dp}, {d, np}, {n, dp}, {n, np, false}});
   const TileSet<T>&qs = tiles[0], &kt = tiles[1], &v = tiles[2];  // qs then holds the output
   T* s = tiles[3].data;
@@ -42,7 +42,7 @@ void window_forward(const WindowFwdArgs<T>& a, WorkQueue& queue) {
 template <typename T>
 void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
-  const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
+  const int64_t n = l.group_size(), d = a.dim, np = pad_lanes(n), dp = pad_lanes(d);
   const Tiles<T, 7> tiles({{n, dp}, {n, dp}, {d, np}, {n, dp}, {n, dp}, {n, dp}, {n, np, false}});
   const TileSet<T>&qs = tiles[0], &k = tiles[1], &vt = tiles[2], &go = tiles[3];  // go then dQ
   const TileSet<T>&dv = tiles[4], &dk = tiles[5];
@@ -69,7 +69,7 @@ void window_backward(const WindowBwdArgs<T>& a, WorkQueue& queue) {
 template <typename T>
 void shared_forward(const SharedFwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
-  const int64_t n = l.group_size(), d = a.dim, dp = pad8(d);
+  const int64_t n = l.group_size(), d = a.dim, dp = pad_lanes(d);
   const Tiles<T, 2> tiles({{n, dp}, {n, dp}});
   const TileSet<T>&v = tiles[0], &o = tiles[1];
   for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
@@ -86,7 +86,7 @@ void shared_forward(const SharedFwdArgs<T>& a, WorkQueue& queue) {
 template <typename T>
 void shared_backward(const SharedBwdArgs<T>& a, WorkQueue& queue) {
   const GroupLayout& l = a.layout;
-  const int64_t n = l.group_size(), d = a.dim, np = pad8(n), dp = pad8(d);
+  const int64_t n = l.group_size(), d = a.dim, np = pad_lanes(n), dp = pad_lanes(d);
   const Tiles<T, 4> tiles({{d, np}, {n, dp}, {n, dp}, {n, np, false}});
   const TileSet<T>&vt = tiles[0], &go = tiles[1], &dv = tiles[2];
   T* dattn = tiles[3].data;
