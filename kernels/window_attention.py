@@ -52,7 +52,8 @@ def window_attention_fwd_kernel(
         s = tl.dot((q * scale).to(q.dtype), tl.trans(k), input_precision="ieee", out_dtype=ACC)
         if HAS_BIAS:
             s += tl.load(bias_ptr + square, mask=square_ok, other=0.0).to(ACC)
-        s = tl.where(square_ok, s, float("-inf"))
+        # padded keys take no weight; padded query rows (never stored) stay finite
+        s = tl.where(square_ok, s, tl.where((tok < N_TOK)[:, None], float("-inf"), 0.0))
         p = tl.exp(s - tl.max(s, 1)[:, None])
         p = (p / tl.sum(p, 1)[:, None]).to(v.dtype)
         tl.store(attn_win + square, p, mask=square_ok)
