@@ -7,6 +7,7 @@ root:
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -21,6 +22,7 @@ def main(argv=None) -> None:
     p.add_argument("--rows", type=int, default=20, help="table rows")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # no kineto start/stop lines on stderr
     model = ASID(4, "asid", backend=args.backend).eval()
     x = torch.rand(1, 3, 180, 320)
     with torch.no_grad():
