@@ -2,10 +2,11 @@
 instead of this package, a candidate of ``asid-fast bench --compare`` on the CPU.
 
 Optional: needs ``onnxruntime``, and ``onnx`` for torch's exporter (``pip install
---no-build-isolation "torch==<the installed version>" -e ".[bench]"``). The export is ``torch.onnx.export`` of the
-reference (TorchScript exporter, ``dynamo=False``, opset :data:`OPSET`, fixed input shape); the
-session uses ``ORT_ENABLE_ALL``, as many intra-op threads as torch and passive waits between runs
-(no spinning), the rule ``OMP_WAIT_POLICY=PASSIVE`` sets for torch.
+--no-build-isolation "torch==<the installed version>" -e ".[bench]"``). The model is exported
+with ``torch.onnx.export`` (TorchScript exporter, ``dynamo=False``, opset :data:`OPSET`, fixed
+input shape); the session uses ``ORT_ENABLE_ALL`` and as many intra-op threads as torch, and its
+threads wait passively (no spinning), as ``OMP_WAIT_POLICY=PASSIVE`` makes torch's: spinning
+threads take cores from the candidate timed next and from other processes on a shared machine.
 """
 from __future__ import annotations
 
