@@ -11,14 +11,14 @@ from asid_fast.tools import bench_report
 from asid_fast.tools.errors import UserError
 
 TINY = ["--size", "12x20", "--train-batch", "1", "--train-size", "16x16", "--dims", "12",
-        "--no-compile", "--warmup", "1", "--repeats", "2", "--threads", "1", "--device", "cpu"]
+        "--warmup", "1", "--repeats", "2", "--threads", "1", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """One run of the command (asid_fast.cli) writing JSON."""
     out = tmp_path_factory.mktemp("bench")
-    argv = ["bench", *TINY, "--json", str(out / "r.json")]
+    argv = ["bench", *TINY, "--suites", "ops,inference,train_step", "--json", str(out / "r.json")]
     mp = pytest.MonkeyPatch()
     mp.setenv("OMP_WAIT_POLICY", "PASSIVE")  # no re-exec inside pytest
     mp.setenv("OMP_NUM_THREADS", "1")
@@ -51,7 +51,36 @@ def test_report_covers_ops_and_models(report):
     shapes = {r["mode"]: r["shape"] for r in rows if r["kind"] == "op"}
     assert shapes == {"fwd": "1x16x24", "fwd+bwd": "1x16x16"}  # padded to the window
     models = {(r["mode"], r["backend"]) for r in rows if r["kind"] == "model"}
-    assert {("inference", "reference"), ("train_step", "reference")} <= models
+    assert models == {(mode, label) for mode in ("inference", "train_step")
+                      for label in ("reference", "fused")}  # no --compare: eager models only
+    assert {r["name"] for r in rows if r["kind"] == "op"} >= {
+        "conv_chain[gate,48]", "conv_chain[qkv,12]", "linear[cat4,48]", "linear[per_image,48]"}
+
+
+def test_every_public_op_has_a_case():
+    from asid_fast.tools import bench_cases as BC
+
+    assert BC.ops_without_case() == []
+
+
+def test_report_gives_the_gemm_rate_beside_the_models(report):
+    gemm = [r for r in report["results"] if r["kind"] == "gemm"]
+    assert len(gemm) == 1 and gemm[0]["shape"] == "57600x48x96"
+    assert gemm[0]["flops"] == 2 * 57600 * 48 * 96 and gemm[0]["gflops"] > 0
+    lines = bench_report.rates(report)
+    assert lines[0].startswith("GEMM 57600x48x96")
+    assert sum("of the GEMM's" in line for line in lines) == 4  # 2 models x 2 modes
+
+
+def test_report_names_the_cpu(report):
+    from asid_fast.ops import _registry
+
+    cpu = report["cpu"]
+    assert cpu["model"] and cpu["model"] == report["device_name"]
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split()
+    assert cpu["avx512"] == ("avx512f" in flags) and cpu["amx"] == ("amx_tile" in flags)
+    assert cpu["kernels_isa"] == _registry.extension().cpu_isa()
 
 
 def test_report_rows_are_consistent(report):
@@ -119,16 +148,65 @@ def test_plot_writes_png(report, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_parser_and_option_errors():
+def _parse(*argv):
     parser = argparse.ArgumentParser()
     B.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["bench", "--model", "asid_d8", "--scale", "2", "--backends", "a,b"])
+    return parser.parse_args(["bench", *argv])
+
+
+def test_parser_and_option_errors():
+    args = _parse("--model", "asid_d8", "--scale", "2", "--backends", "a,b")
     assert (args.model, args.scale, args.backends, args.handler) == ("asid_d8", 2, "a,b", B._run)
     assert B.parse_size("180x320") == (180, 320)
     with pytest.raises(UserError, match="180x320"):
         B.parse_size("180")
     with pytest.raises(UserError, match="suites"):
         B.bench(suites=("nope",), device="cpu")
+    with pytest.raises(UserError, match="compare"):
+        B.bench(compare=("tensorrt",), device="cpu")
+    with pytest.raises(UserError, match="no benchmark case for ops"):
+        B.bench(suites=("ops",), ops=["nope"], device="cpu")
+
+
+def test_default_run_is_ops_and_eager_inference():
+    args = _parse()
+    assert (args.suites, args.compare, args.ops) == ("ops,inference", "", None)
+    assert _parse("--compare").compare == "compile,onnxruntime"
+    assert _parse("--compare", "onnxruntime", "--suites", "inference").compare == "onnxruntime"
+
+
+def test_compare_adds_compiled_models_and_onnxruntime_is_inference_only():
+    import torch
+
+    from asid_fast.tools import bench_cases as BC
+
+    skipped = []
+    cpu = torch.device("cpu")
+    train = BC.model_case("asid", 2, "train_step", cpu, torch.float32, (12, 12), (1, 16, 16),
+                          BC.COMPARE, skipped)
+    assert list(train.candidates) == ["reference", "reference+compile", "fused", "fused+compile"]
+    assert [(s["backend"], s["mode"]) for s in skipped] == [("onnxruntime", "train_step")]
+
+
+def test_progress_counts_the_cases(capsys):
+    report = B.bench(suites=("ops",), ops=["layer_norm"], dims=(12,), size=(12, 20),
+                     train_batch=1, train_size=(16, 16), device="cpu", warmup=1, repeats=1,
+                     threads=1)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and lines[0].startswith("[1/4] op layer_norm[channels,48] fwd")
+    assert lines[-1].startswith("[4/4] op layer_norm[channels,12] fwd+bwd")
+    assert len(report["results"]) == 2 * 4  # reference and cpu per case
+
+
+def test_onnxruntime_runs_the_exported_reference():
+    pytest.importorskip("onnxruntime")
+    report = B.bench(suites=("inference",), size=(12, 20), compare=("onnxruntime",),
+                     device="cpu", warmup=1, repeats=1, threads=1)
+    row = next(r for r in report["results"] if r["backend"] == "onnxruntime")
+    assert row["kind"] == "model" and row["mode"] == "inference"
+    assert row["max_rel_diff_vs_reference"] <= 1e-4
+    assert row["peak_mem_mb"] is None  # its allocations are not torch's
+    assert report["onnxruntime"] is not None and report["errors"] == []
 
 
 def test_no_reexec_under_pytest():

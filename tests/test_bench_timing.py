@@ -1,10 +1,13 @@
-"""The measurement helpers of ``asid-fast bench``: interleaved timing and peak memory."""
+"""The timing harness: interleaved timing, its settings, its pytest-benchmark arguments and peak
+memory."""
+import inspect
 import time
 
 import pytest
 import torch
 
-from asid_fast.tools.bench_timing import Timing, peak_memory_mb, time_interleaved
+from asid_fast.tools.bench_timing import (DEFAULTS, Settings, Timing, pedantic_args,
+                                          peak_memory_mb, settings, time_interleaved)
 
 
 def test_interleaved_timing_measures_each_candidate():
@@ -33,6 +36,41 @@ def test_samples_repeat_short_calls_to_fill_a_sample():
 
     time_interleaved({"tiny": tiny}, "cpu", warmup=0, repeats=2, min_sample_s=0.002)
     assert n["calls"] > 10
+
+
+def test_rounds_rotate_the_order():
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    time_interleaved(fns, "cpu", warmup=0, repeats=3, min_sample_s=0.0)
+    assert order[3:] == list("abc" "bca" "cab")  # after one calibration call each
+
+
+def test_settings_defaults_and_overrides():
+    assert settings("cpu", "op") == DEFAULTS[("cpu", "op")]
+    assert settings("cpu", "model", repeats=9) == Settings(DEFAULTS[("cpu", "model")].warmup, 9,
+                                                           DEFAULTS[("cpu", "model")].min_sample_s)
+    assert settings("cuda", "op", warmup=0).warmup == 0
+
+
+def test_pedantic_args_sample_as_the_harness_does():
+    calls = {"n": 0}
+
+    def tiny():
+        calls["n"] += 1
+
+    args = pedantic_args(tiny, "cpu", Settings(warmup=2, repeats=5, min_sample_s=0.002))
+    assert calls["n"] == 2  # a first call and the calibration call
+    assert args["iterations"] > 10 and args["setup"] is None  # short calls fill a sample
+    assert (args["rounds"], args["warmup_rounds"]) == (5, 2)
+    args["target"]()
+    assert calls["n"] == 3
+
+
+def test_pedantic_args_fit_pytest_benchmark():
+    fixture = pytest.importorskip("pytest_benchmark.fixture")
+    args = pedantic_args(lambda: None, "cpu", DEFAULTS[("cpu", "model")])
+    assert set(args) <= set(inspect.signature(fixture.BenchmarkFixture.pedantic).parameters)
+    assert args["iterations"] == 1  # model samples are single calls
 
 
 def test_timing_statistics():

@@ -4,11 +4,13 @@ Python API: :func:`bench` returns the report dict (schema in :mod:`bench_report`
 (``asid-fast bench`` or ``python -m asid_fast bench``) prints it as a table and writes
 ``--json`` / ``--plot``.
 
-What is measured (see :mod:`bench_cases`): every op of ``asid_fast.ops`` that has a benchmark
-case, on every available backend against the reference, forward (inference map) and
-forward+backward (training map); ASID/ASID-D8 inference and one training step, reference and fused
-model, eager and ``torch.compile``. Timing and memory rules: :mod:`bench_timing`; FLOP rules:
-:mod:`asid_fast.flops`. Ratios (``speedup_vs_reference``) come from one interleaved run.
+What is measured (see :mod:`bench_cases`): every op of ``asid_fast.ops`` on every available
+backend against the reference, forward (inference map) and forward+backward (training map); ASID
+or ASID-D8 inference, reference and fused model, beside a 1x1-convolution-shaped GEMM whose rate
+the model's GFLOP/s is compared with; with ``--compare``, ``torch.compile`` of both models and
+onnxruntime on the exported reference; the training step on request (``--suites``). Timing and
+memory rules: :mod:`bench_timing` (the harness every benchmark of this project uses); FLOP
+rules: :mod:`asid_fast.flops`. Ratios (``speedup_vs_reference``) come from one interleaved run.
 
 CPU hygiene: ``OMP_WAIT_POLICY=PASSIVE`` only takes effect when set before torch is imported, so
 the command re-executes itself with it (and ``OMP_NUM_THREADS``) when it is missing; the torch
@@ -17,7 +19,7 @@ thread count is set to ``--threads`` (2 by default).
 from __future__ import annotations
 
 import datetime
-import itertools
+import functools
 import json
 import os
 import platform
@@ -27,19 +29,17 @@ import warnings
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .. import flops as FL
 from . import bench_cases as BC
-from . import bench_report, runtime
+from . import bench_machine, bench_onnx, bench_report, runtime
 from .atomic import write_text
-from .bench_timing import peak_memory_mb, synchronize, time_interleaved
+from .bench_timing import peak_memory_mb, settings, synchronize, time_interleaved
 from .errors import UserError
 
 SUITES = ("ops", "inference", "train_step")
-DEFAULTS = {  # (warmup, repeats, min_sample_s) per (device type, kind)
-    ("cpu", "op"): (2, 7, 0.05), ("cpu", "model"): (1, 3, 0.0),
-    ("cuda", "op"): (5, 25, 0.0), ("cuda", "model"): (3, 10, 0.0),
-}
+DEFAULT_SUITES = ("ops", "inference")
 _REEXEC_FLAG = "ASID_FAST_BENCH_REEXEC"
 BYTES_RULE = ("interface model: the forward reads every input and writes every output once; the "
               "backward reads output grads, inputs and outputs and writes input grads")
@@ -56,30 +56,6 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return h, w
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
-
-
-def _versions() -> dict:
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
-    return {"torch": torch.__version__, "triton": triton_version,
-            "python": platform.python_version()}
-
-
 def _rel_diff(out, ref):
     """max |out - ref| / max |ref| (inf when the shapes differ)."""
     if out.shape != ref.shape:
@@ -88,9 +64,14 @@ def _rel_diff(out, ref):
     return float((out.float() - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
 
 
+def _log(message: str) -> None:
+    """A line on stderr (above the progress bar when there is one)."""
+    tqdm.write(message, file=sys.stderr)
+
+
 def _first_calls(case, device, log):
-    """Run each candidate once (this is where torch.compile compiles). Returns
-    ({label: first call ms}, skipped, errors); a failing baseline raises."""
+    """Run each candidate once (this is where torch.compile compiles and onnxruntime exports).
+    Returns ({label: first call ms}, skipped, errors); a failing baseline raises."""
     first, skipped, errors = {}, [], []
     for label, fn in case.candidates.items():
         t0 = time.perf_counter()
@@ -98,7 +79,7 @@ def _first_calls(case, device, log):
             fn()
             synchronize(device)
         except Exception as e:  # a backend that cannot run, or a broken one: report, go on
-            if label == BC.BASELINE:
+            if label == case.baseline:
                 raise
             entry = {"name": case.name, "mode": case.mode, "backend": label,
                      "reason": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
@@ -109,17 +90,17 @@ def _first_calls(case, device, log):
     return first, skipped, errors
 
 
-def _run_case(case, device, settings, log):
-    warmup, repeats, min_sample_s = settings
-    log(f"{case.kind} {case.name} {case.mode} {case.shape}: {', '.join(case.candidates)}")
-    first, skipped, errors = _first_calls(case, device, log)
+def _run_case(case, device, setting):
+    """Time one case; returns (result rows, skipped, errors)."""
+    first, skipped, errors = _first_calls(case, device, _log)
     fns = {label: case.candidates[label] for label in first}
-    timings = time_interleaved(fns, device, max(warmup - 1, 0), repeats, min_sample_s)
+    timings = time_interleaved(fns, device, max(setting.warmup - 1, 0), setting.repeats,
+                               setting.min_sample_s)
     diffs = {}
     if case.outputs:
-        ref = (case.truth or case.outputs[BC.BASELINE])()
+        ref = (case.truth or case.outputs[case.baseline])()
         diffs = {label: _rel_diff(case.outputs[label](), ref) for label in fns}
-    base = timings[BC.BASELINE].median
+    base = timings[case.baseline].median
     rows = []
     for label, t in timings.items():
         seconds = t.median / 1e3
@@ -131,29 +112,46 @@ def _run_case(case, device, settings, log):
             "gflops": case.flops / seconds / 1e9 if case.flops else None,
             "bytes": case.bytes,
             "gbps": case.bytes / seconds / 1e9 if case.bytes else None,
-            "peak_mem_mb": peak_memory_mb(fns[label], device),
+            "peak_mem_mb": (None if label in case.foreign
+                            else peak_memory_mb(fns[label], device)),
             "speedup_vs_reference": base / t.median,
             "max_rel_diff_vs_reference": diffs.get(label),
         })
     return rows, skipped, errors
 
 
-def _settings(device, kind, warmup, repeats):
-    w, r, s = DEFAULTS[(device.type, kind)]
-    return (w if warmup is None else warmup, r if repeats is None else repeats, s)
+def _plan(suites, ops, dims, model, scale, dev, dt, backends, lr, infer_bhw, train_bhw, compare,
+          fused_backend, skipped) -> list:
+    """Zero-argument builders of the cases to run, in order (a case's inputs exist only while
+    it runs)."""
+    plan = []
+    if "ops" in suites:
+        for spec, variant, mode in BC.op_plan(dims, ops):
+            bhw = infer_bhw if mode == "fwd" else train_bhw
+            plan.append(functools.partial(BC.op_case, spec, variant, mode, dev, dt, backends, bhw))
+    model_modes = [s for s in SUITES if s in suites and s != "ops"]
+    if model_modes:
+        plan.append(functools.partial(BC.gemm_case, dev))
+    for mode in model_modes:
+        plan.append(functools.partial(BC.model_case, model, scale, mode, dev, dt, lr, train_bhw,
+                                      compare, skipped, fused_backend))
+    return plan
 
 
 def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device="auto",
-          dtype: str = "fp32", suites=SUITES, dims=(36, 24, 12), train_batch: int = 16,
-          train_size=(64, 64), compile_models: bool = True, fused_backend: str = "auto",
-          warmup=None, repeats=None, threads: int = 2, log=print, progress=None) -> dict:
+          dtype: str = "fp32", suites=DEFAULT_SUITES, ops=None, dims=(36, 24, 12),
+          train_batch: int = 16, train_size=(64, 64), compare=(), fused_backend: str = "auto",
+          warmup=None, repeats=None, threads: int = 2, progress=None,
+          show_progress: bool = False) -> dict:
     """Run the benchmarks and return the report (see module docstring).
 
     size: LR (H, W), default the LR of a 720p output; backends: op backends besides the
     reference (default: ``asid_fast.ops.available_backends(device)``, without the Triton
-    interpreter on CPU); fused_backend: op backend of the fused model; warmup/repeats: None =
-    per-device defaults (:data:`DEFAULTS`); progress: called with the report after each case
-    (the CLI saves partial results with it).
+    interpreter on CPU); ops: op names to run (default all); compare: a subset of
+    :data:`bench_cases.COMPARE`; fused_backend: op backend of the fused model; warmup/repeats:
+    None = the harness's defaults (:data:`bench_timing.DEFAULTS`); progress: called with the
+    report after each case (the CLI saves partial results with it); show_progress: a progress
+    bar on a terminal (each case is also logged to stderr as "[i/n] ...").
     """
     from ..ops import available_backends
     from ..reference.model import check_config
@@ -162,9 +160,11 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
         check_config(scale, model)
     except ValueError as e:
         raise UserError(str(e)) from None
-    unknown = set(suites) - set(SUITES)
-    if unknown:
-        raise UserError(f"unknown suites {sorted(unknown)}; choose from {SUITES}")
+    for what, given, known in (("suites", suites, SUITES), ("--compare runtimes", compare,
+                                                            BC.COMPARE)):
+        if set(given) - set(known):
+            raise UserError(f"unknown {what} {sorted(set(given) - set(known))}; choose from "
+                            f"{known}")
     dev = runtime.resolve_device(device)
     dt = runtime.resolve_dtype(dtype, dev)
     if dev.type == "cpu":
@@ -181,47 +181,58 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
         "train_input": [train_batch, 3, *train_size],
         "flops_full_train_step": FL.model_flops(model, scale, train_size, train_batch,
                                                 rule="full", train=True),
-        "rules": {"flops_paper_rule": FL.PAPER_RULE, "flops_full": FL.FULL_RULE,
-                  "bytes": BYTES_RULE, "peak_mem_mb": _memory_rule(dev),
-                  "timing": _timing_rule(dev),
-                  "max_rel_diff_vs_reference": "max |out - ref| / max |ref| of the first output "
-                  "(fwd+bwd: the first input's gradient); ref = the reference backend's output, "
-                  "or for fp16/bf16 op cases the reference run in float32 on the same rounded "
-                  "inputs",
-                  "compile": "torch.compile(model) with default options; dynamo recompile limit "
-                             f"raised to {BC.DYNAMO_RECOMPILE_LIMIT}"},
-        "device": dev.type, "device_name": _device_name(dev), "dtype": dtype,
+        "rules": _rules(dev),
+        "device": dev.type, "device_name": bench_machine.device_name(dev),
+        "cpu": bench_machine.cpu_info(), "dtype": dtype,
         "threads": torch.get_num_threads() if dev.type == "cpu" else None,
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
                  "cudnn": torch.backends.cudnn.allow_tf32},
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "backends": [BC.BASELINE, *[b for b in backends if b != BC.BASELINE]],
-        "fused_backend": fused_backend,
+        "fused_backend": fused_backend, "compare": list(compare),
         "host": platform.node(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        **_versions(), "results": [], "skipped": [], "errors": [],
+        **bench_machine.versions(), "results": [], "skipped": [], "errors": [],
     }
-    cases = []
-    if "ops" in suites:
-        cases.append(BC.op_cases(dev, dt, backends, infer_bhw, train_bhw, tuple(dims),
-                                 report["skipped"]))
-    model_modes = [s for s in suites if s != "ops"]
-    if model_modes:
-        cases.append(BC.model_cases(model, scale, dev, dt, lr, (train_batch, *train_size),
-                                    compile_models, model_modes, report["skipped"], fused_backend))
-    for case in itertools.chain.from_iterable(cases):
-        settings = _settings(dev, case.kind, warmup, repeats)
-        rows, skipped, errors = _run_case(case, dev, settings, log)
+    if "ops" in suites and ops is None:
+        report["skipped"] += [{"name": name, "backend": "*", "reason": "no benchmark case defined "
+                               "(add an OpSpec in asid_fast/tools/bench_cases.py)"}
+                              for name in BC.ops_without_case()]
+    try:
+        plan = _plan(suites, ops, tuple(dims), model, scale, dev, dt, backends, lr, infer_bhw,
+                     train_bhw, tuple(compare), fused_backend, report["skipped"])
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    bar = tqdm(plan, desc="asid-fast bench", unit="case", file=sys.stderr, leave=False,
+               disable=None if show_progress else True)
+    for i, build in enumerate(bar, 1):
+        case = build()
+        _log(f"[{i}/{len(plan)}] {case.kind} {case.name} {case.mode} {case.shape}: "
+             f"{', '.join(case.candidates)}")
+        kind = "model" if case.kind == "model" else "op"
+        rows, skipped, errors = _run_case(case, dev, settings(dev, kind, warmup, repeats))
         report["results"].extend(rows)
         report["skipped"].extend(skipped)
         report["errors"].extend(errors)
         if progress is not None:
             progress(report)
-        case.candidates.clear()  # free this case's inputs before the next one is built
-        case.outputs.clear()
+        del case  # free this case's inputs before the next one is built
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     bench_report.validate(report)
     return report
+
+
+def _rules(device) -> dict:
+    return {"flops_paper_rule": FL.PAPER_RULE, "flops_full": FL.FULL_RULE, "bytes": BYTES_RULE,
+            "peak_mem_mb": _memory_rule(device), "timing": _timing_rule(device),
+            "max_rel_diff_vs_reference": "max |out - ref| / max |ref| of the first output "
+            "(fwd+bwd: the first input's gradient); ref = the reference backend's output, or "
+            "for fp16/bf16 op cases the reference run in float32 on the same rounded inputs",
+            "gemm": f"fp32 {BC.GEMM} of (M, K) by (K, N), M x K x N = "
+                    f"{'x'.join(map(str, BC.GEMM_SHAPE))}, into a preallocated output",
+            "compile": "torch.compile(model) with default options; dynamo recompile limit "
+                       f"raised to {BC.DYNAMO_RECOMPILE_LIMIT}",
+            "onnxruntime": bench_onnx.RULE}
 
 
 def _memory_rule(device) -> str:
@@ -235,8 +246,9 @@ def _timing_rule(device) -> str:
     if device.type == "cuda":
         return ("CUDA events around one call after an L2 flush, synchronize, interleaved rounds, "
                 "median/min/max over rounds")
-    return ("perf_counter over back-to-back calls (>= 50 ms per op sample), interleaved rounds, "
-            "median/min/max over rounds")
+    sample_ms = settings(device, "op").min_sample_s * 1e3
+    return (f"perf_counter over back-to-back calls (>= {sample_ms:g} ms per op sample), "
+            "interleaved rounds, median/min/max over rounds")
 
 
 # ---- command line -----------------------------------------------------------------------------
@@ -274,7 +286,8 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "bench", help="benchmark fused ops and models (FLOPs vs wall time)",
         description="Benchmark the fused ops against the reference and the models (reference vs "
-                    "fused, eager vs torch.compile); print a table, optionally write JSON/plot.")
+                    "fused; with --compare also torch.compile and onnxruntime); print a table, "
+                    "optionally write JSON/plot.")
     p.add_argument("--model", "--variant", dest="model", default="asid",
                    choices=("asid", "asid_d8"))
     p.add_argument("--scale", type=int, default=4, choices=(2, 3, 4))
@@ -284,16 +297,26 @@ def add_parser(subparsers):
                                       "(default: all available on the device)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES))
-    p.add_argument("--suites", default=",".join(SUITES),
-                   help=f"comma-separated subset of {','.join(SUITES)} (default: all)")
+    p.add_argument("--suites", default=",".join(DEFAULT_SUITES),
+                   help=f"comma-separated subset of {','.join(SUITES)} (default: "
+                        f"{','.join(DEFAULT_SUITES)}; add train_step for the training step)")
+    p.add_argument("--ops", help="comma-separated ops of the ops suite (default: all of "
+                                 f"{','.join(s.function for s in BC.OP_SPECS)})")
     p.add_argument("--dims", default="36,24,12",
                    help="attention widths for the window-op cases (default 36,24,12)")
-    p.add_argument("--train-batch", type=int, default=16, help="training-step batch (default 16)")
-    p.add_argument("--train-size", default="64x64", help="training LR patch HxW (default 64x64)")
+    p.add_argument("--train-batch", type=int, default=16,
+                   help="training-step batch, and the batch of the fwd+bwd op cases (default 16)")
+    p.add_argument("--train-size", default="64x64",
+                   help="training LR patch HxW, and the map of the fwd+bwd op cases (default "
+                        "64x64)")
     p.add_argument("--fused-backend", default="auto",
                    help="op backend of the fused model in the model suites (default auto)")
-    p.add_argument("--no-compile", dest="compile_models", action="store_false",
-                   help="skip the torch.compile model candidates")
+    p.add_argument("--compare", nargs="?", const=",".join(BC.COMPARE), default="",
+                   metavar="RUNTIMES",
+                   help="also run the models on other runtimes: comma-separated subset of "
+                        f"{','.join(BC.COMPARE)} (alone: all; onnxruntime: CPU inference, when "
+                        "installed); they are slow to set up (torch.compile takes minutes on a "
+                        "CPU)")
     p.add_argument("--warmup", type=int, help="warm-up calls per candidate (default per device)")
     p.add_argument("--repeats", type=int, help="timed rounds (default per device)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
@@ -326,18 +349,22 @@ def _run(args):
     report = bench(model=args.model, scale=args.scale,
                    size=parse_size(args.size) if args.size else None,
                    backends=_csv(args.backends) if args.backends else None, device=args.device,
-                   dtype=args.dtype, suites=tuple(_csv(args.suites)), dims=dims,
+                   dtype=args.dtype, suites=tuple(_csv(args.suites)),
+                   ops=_csv(args.ops) if args.ops else None, dims=dims,
                    train_batch=args.train_batch,
                    train_size=parse_size(args.train_size, "--train-size"),
-                   compile_models=args.compile_models, fused_backend=args.fused_backend,
-                   warmup=args.warmup, repeats=args.repeats,
-                   threads=args.threads, log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                   progress=(lambda r: _write_json(r, args.json)) if args.json else None)
+                   compare=tuple(_csv(args.compare)), fused_backend=args.fused_backend,
+                   warmup=args.warmup, repeats=args.repeats, threads=args.threads,
+                   progress=(lambda r: _write_json(r, args.json)) if args.json else None,
+                   show_progress=True)
     print(f"{report['model']} x{report['scale']} input {report['input']}: "
           f"paper rule {report['flops_paper_rule'] / 1e9:.3f} G (MACs), "
           f"full rule {report['flops_full'] / 1e9:.3f} GFLOP; {report['device_name']}, "
           f"{report['dtype']}, torch {report['torch']}")
+    print(bench_machine.describe_cpu(report["cpu"]))
     print(bench_report.table(report))
+    for line in bench_report.rates(report):
+        print(line)
     for s in report["skipped"]:
         print(f"skipped: {s['name']} {s.get('mode', '')} [{s['backend']}]: {s['reason']}")
     if args.json:

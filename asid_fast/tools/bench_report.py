@@ -1,5 +1,5 @@
-"""Presenting ``asid-fast bench`` results: the printed table, the JSON schema check, and the
-wall-time-against-work plot (matplotlib, the ``bench`` extra).
+"""Presenting ``asid-fast bench`` results: the printed table and rates, the JSON schema check,
+and the wall-time-against-work plot (matplotlib, the ``bench`` extra).
 
 ``python -m asid_fast.tools.bench_report [--plot F.png] A.json [B.json ...]`` checks several
 result files (schema, failed candidates, outputs against the reference) and draws one plot of
@@ -69,6 +69,22 @@ def table(report: dict) -> str:
                        for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def rates(report: dict) -> list[str]:
+    """Lines giving each model candidate's rate (GFLOP/s, full rule) beside the rate of the
+    1x1-convolution-shaped GEMM measured in the same run."""
+    gemm = next((r for r in report["results"] if r.get("kind") == "gemm"), None)
+    lines = []
+    if gemm is not None:
+        lines.append(f"GEMM {gemm['shape']} (M x K x N, a 1x1 convolution's shape; fp32 "
+                     f"{gemm['backend']}): {gemm['gflops']:.1f} GFLOP/s")
+    for r in report["results"]:
+        if r.get("kind") == "model" and r["gflops"]:
+            share = f", {r['gflops'] / gemm['gflops']:.0%} of the GEMM's" if gemm else ""
+            lines.append(f"{r['name']} {r['mode']} [{r['backend']}]: {r['gflops']:.1f} GFLOP/s "
+                         f"(full rule){share}")
+    return lines
 
 
 def plot(reports, path) -> None:
