@@ -165,12 +165,12 @@ main() {
   esac
   # limits from the 2026-11-26 H200 run: ops fp32 took > 70 s (first Triton compiles), the x4
   # inference with torch.compile 105 s, the training step with torch.compile > 130 s
-  run_bench ops_fp32 110 --suites ops
-  run_bench asid_x4_infer 110 --model asid --scale 4 --suites inference
-  run_bench asid_x4_train 60 --model asid --scale 4 --suites train_step --no-compile
-  run_bench ops_bf16 50 --suites ops --dtype bf16
-  run_bench asid_d8_x4 45 --model asid_d8 --scale 4 --suites inference,train_step --no-compile
-  run_bench asid_x2 45 --model asid --scale 2 --suites inference,train_step --no-compile
+  run_bench ops_fp32 110 --suites ops --ops window_attention,shared_window_attention,channel_attention,layer_norm,depthwise_conv3x3
+  run_bench asid_x4_infer 110 --model asid --scale 4 --suites inference --compare compile
+  run_bench asid_x4_train 60 --model asid --scale 4 --suites train_step
+  run_bench ops_bf16 50 --suites ops --dtype bf16 --ops window_attention,shared_window_attention,channel_attention
+  run_bench asid_d8_x4 45 --model asid_d8 --scale 4 --suites inference,train_step
+  run_bench asid_x2 45 --model asid --scale 2 --suites inference,train_step
 
   local jsons=("$RES"/*.json) plot=()
   "$PY" -c "import matplotlib" 2>/dev/null && plot=(--plot "$RES/bench.png")
