@@ -69,10 +69,14 @@ struct FromLane {  // lanes I0, I0 + 1, ...
 template <typename T>
 struct Simd {
   static constexpr int lanes = kVectorBytes / int(sizeof(T));
+  template <size_t... I>
+  static ASID_VEC_INLINE vec_n<T, lanes> splat_lanes(T x, std::index_sequence<I...>) {
+    return vec_n<T, lanes>{((void)I, x)...};  // x in every lane (V{} + x would add +0.0 first)
+  }
   using V = vec_n<T, lanes>;
   using Half = vec_n<T, lanes / 2>;
   using Bits = vec_n<typename SameSizeInt<T>::type, lanes>;  // comparison results, bit casts
-  static V splat(T x) { return V{} + x; }
+  static V splat(T x) { return splat_lanes(x, std::make_index_sequence<lanes>{}); }
   // h in the low half, zeros in the high half
   static V widen(Half h) { return shuffle<FromLane<0>, lanes>(h, Half{}); }
   static Half low_half(V v) { return shuffle<FromLane<0>, lanes / 2>(v, v); }
@@ -311,7 +315,7 @@ inline void gemm_at(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, co
 // The polynomial with coefficients c (highest power first) at x, by Horner's rule.
 template <int N, typename V>
 ASID_VEC_INLINE V horner(V x, const float (&c)[N]) {
-  V p = V{} + c[0];
+  V p = V{} + c[0];  // a constant: the + 0.0 folds away
   for (int i = 1; i < N; ++i) p = p * x + c[i];
   return p;
 }
