@@ -165,6 +165,24 @@ ASID_VEC_INLINE void transpose_block(V (&r)[L]) {
   }
 }
 
+// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: lanes x lanes blocks in registers,
+// the edges one element at a time.
+template <typename T>
+inline void transpose_tile(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                           int64_t ldd) {
+  constexpr int L = lanes<T>();
+  const int64_t rows_b = rows / L * L, cols_b = cols / L * L;
+  for (int64_t i0 = 0; i0 < rows_b; i0 += L)
+    for (int64_t j0 = 0; j0 < cols_b; j0 += L) {
+      vec_t<T> r[L];
+      for (int i = 0; i < L; ++i) r[i] = vload(src + (i0 + i) * lds + j0);
+      transpose_block(r);
+      for (int j = 0; j < L; ++j) vstore(dst + (j0 + j) * ldd + i0, r[j]);
+    }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = i < rows_b ? cols_b : 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
+}
+
 // Columns [m0, m0 + lanes) of a channel-major tile (col points at column m0, rows of stride ld):
 // channel c of member m0 + i read at px[i][c] for i < members, zeros for the others; lanes
 // members at a time, so each tile row gets whole vectors (one register transpose per lanes

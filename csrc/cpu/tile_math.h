@@ -459,13 +459,6 @@ inline void copy_matrix(const T* src, int64_t lds, int64_t rows, int64_t cols, T
   }
 }
 
-// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols.
-template <typename T>
-inline void transpose(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst, int64_t ldd) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) dst[j * ldd + i] = src[i * lds + j];
-}
-
 }  // namespace ASID_CPU_ISA
 }  // namespace cpu
 }  // namespace asid
