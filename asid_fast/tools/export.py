@@ -42,7 +42,8 @@ CHECK_SHAPES = ((1, 3, 21, 30), (2, 3, 12, 9))
 TOLERANCE = {False: 1e-4, True: 1e-2}  # max |onnxruntime - fused| on the [-1, 1] scale, by fp16
 NEEDS = ("onnx", "onnxruntime")
 NAMES = {"asid": "ASID", "asid_d8": "ASID-D8"}
-INSTALL = "pip install --no-build-isolation -e '.[onnx]' torch==2.13.0"
+# the pin keeps pip from replacing the installed torch
+INSTALL = f"pip install --no-build-isolation -e '.[onnx]' torch=={torch.__version__.split('+')[0]}"
 
 
 def check_options(out, opset: int, scale: int, variant: str, weights) -> None:
