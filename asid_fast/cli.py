@@ -13,7 +13,7 @@ import sys
 from .tools.errors import UserError
 
 # modules in asid_fast.tools providing subcommands, in the order shown by --help
-COMMANDS = ["upscale", "evaluate", "train", "bench"]
+COMMANDS = ["upscale", "evaluate", "train", "bench", "export"]
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 

@@ -10,6 +10,7 @@ TORCH_SPEC=${TORCH_SPEC-torch==2.13.0}
 .venv/bin/python -m pip install -q --upgrade "pip>=23" "setuptools>=64" wheel
 [ -z "$TORCH_SPEC" ] || .venv/bin/python -m pip install -q "$TORCH_SPEC"
 # No build isolation: the extension must build against the torch just installed (an isolated
-# build would fetch another, possibly CUDA, torch).
-.venv/bin/python -m pip install -q --no-build-isolation -e ".[test]"
+# build would fetch another, possibly CUDA, torch); the pin in the same command keeps the extras
+# (onnx: asid-fast export and its tests) from replacing it.
+.venv/bin/python -m pip install -q --no-build-isolation -e ".[test,onnx]" ${TORCH_SPEC:+"$TORCH_SPEC"}
 .venv/bin/python -c "import asid_fast.ops as o, torch; print('asid_fast installed; CPU backends:', o.available_backends(torch.device('cpu')))"

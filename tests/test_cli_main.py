@@ -11,9 +11,9 @@ from asid_fast.tools.errors import UserError
 
 
 def test_subcommands_are_registered():
-    assert cli.COMMANDS == ["upscale", "evaluate", "train", "bench"]
+    assert cli.COMMANDS == ["upscale", "evaluate", "train", "bench", "export"]
     names = set(cli.build_parser()._subparsers._group_actions[0].choices)
-    assert {"upscale", "eval", "train"} <= names
+    assert {"upscale", "eval", "train", "export"} <= names
 
 
 def test_missing_command_module_is_skipped_but_broken_one_is_not(monkeypatch, tmp_path):

@@ -63,7 +63,9 @@ def check_window_attention(q, k, v, bias, mode, window, scale):
         if tuple(bias.shape) != (n, n):
             raise ValueError(f"bias must be ({n}, {n}) for window={window}, got {tuple(bias.shape)}")
     if scale is None:
-        scale = q.shape[-1] ** -0.5
+        # d ** -0.5 in double precision: under torch.jit.trace q.shape[-1] is a 0-dim int64
+        # tensor, whose ** -0.5 would be rounded to float32 and baked into the trace
+        scale = float(q.shape[-1]) ** -0.5
     return float(scale)
 
 
