@@ -128,17 +128,6 @@ def test_train_and_eval_modes_agree(backend):
     assert (eval_out - want).abs().max().item() <= 1e-9
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="interpreter case (GPU runs the device script)")
-@pytest.mark.parametrize("backend", [pytest.param("triton", marks=_usable("triton"))])
-def test_triton_backend_through_the_interpreter(backend):
-    ref = randomized_reference(2, "asid")
-    fused = fused_twin(ref, backend)
-    x = torch.rand(1, 3, 9, 10, dtype=torch.float64)
-    with torch.no_grad():
-        assert (fused(x) - ref(x)).abs().max().item() <= 1e-9
-
-
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("backend", ["auto", "cuda", "triton"])

@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._registry import OpDef, compiled_backend, define
+from ._checks import autocast_inputs
+from ._registry import OpDef, compiled_backend, define, recomputing_autograd
 from .depthwise_conv3x3 import depthwise_conv3x3
 from .layer_norm import layer_norm
 
@@ -61,22 +62,8 @@ def _fake(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilo
     return x.new_empty((*x.shape[:3], x.shape[3] if w_out is not None else n_mid))
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(*(t for t in inputs if isinstance(t, torch.Tensor)))
-    ctx.others = [None if isinstance(t, torch.Tensor) else t for t in inputs]
-    ctx.is_tensor = [isinstance(t, torch.Tensor) for t in inputs]
-
-
-def _backward(ops, ctx, grad):
-    """Gradients by recomputing the chain as the composition of the compiled ops."""
-    saved = iter(t.detach().requires_grad_() for t in ctx.saved_tensors)
-    args = [next(saved) if is_tensor else other
-            for is_tensor, other in zip(ctx.is_tensor, ctx.others)]
-    with torch.enable_grad():
-        out = _op_composition("auto")(*args)
-        present = [a for a, is_tensor in zip(args, ctx.is_tensor) if is_tensor]
-        grads = iter(torch.autograd.grad(out, present, grad, allow_unused=True))
-    return tuple(next(grads) if is_tensor else None for is_tensor in ctx.is_tensor)
+# gradients by recomputing the chain as the composition of the compiled ops
+_setup, _backward = recomputing_autograd(_op_composition("auto"))
 
 
 def _flops(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out,
@@ -106,6 +93,10 @@ def conv_chain(x, w_in, w_dw, *, norm=None, b_in=None, gelu_in=False, b_dw=None,
     else n_mid) map."""
     if w_dw is None and (epilogue != "none" or b_dw is not None):
         raise ValueError("without w_dw the epilogue must be 'none' and b_dw None")
+    x, w_in, w_dw, b_in, b_dw, w_out, *norm_wb = autocast_inputs(
+        x, w_in, w_dw, b_in, b_dw, w_out, *(norm[:2] if norm is not None else ()))
+    if norm is not None:
+        norm = (*norm_wb, norm[2])
     tensors = (x, w_in, w_dw, b_in, b_dw, w_out) + (tuple(norm[:2]) if norm is not None else ())
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                  for t in tensors)
