@@ -16,23 +16,17 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .fused_steps import layer_norm_rows, load_transposed
 from .tiles import (dot_precision, fresh_map, load_pixels, map_strides, pixel_coords, pixel_grid,
                     scalar, store_pixels, tile_size)
 
 
 @triton.jit
-def _weight_t(w_ptr, first_row, dim, dim_ok, HEAD_DIM: tl.constexpr):
-    """(BLOCK_D, BLOCK_D) tile of W[first_row:first_row + d]ᵀ for a row-major (rows, d) W;
-    padded entries 0."""
-    return tl.load(w_ptr + (first_row + dim)[None, :] * HEAD_DIM + dim[:, None],
-                   mask=dim_ok[:, None] & dim_ok[None, :], other=0.0)
-
-
-@triton.jit
-def _project(a, w_ptr, first_row, dim, dim_ok, HEAD_DIM: tl.constexpr, ACC: tl.constexpr,
+def _project(a, w_ptr, first_row, dim, HEAD_DIM: tl.constexpr, ACC: tl.constexpr,
              PRECISION: tl.constexpr):
-    """a W[first_row:first_row + d]ᵀ, accumulated in ACC, rounded to a's dtype."""
-    w = _weight_t(w_ptr, first_row, dim, dim_ok, HEAD_DIM).to(a.dtype)
+    """a W[first_row:first_row + d]ᵀ for a row-major (rows, d) W, accumulated in ACC, rounded
+    to a's dtype."""
+    w = load_transposed(w_ptr, first_row, dim, dim, HEAD_DIM, HEAD_DIM, HEAD_DIM).to(a.dtype)
     return tl.dot(a, w, input_precision=PRECISION, out_dtype=ACC).to(a.dtype)
 
 
@@ -58,20 +52,15 @@ def attention_block_fwd_kernel(
                                member_row, member_col)
     x_in = load_pixels(x_ptr, x_sb, x_sh, x_sw, b, row, col, dim, tile_ok)
     x = x_in.to(ACC)
-    # LayerNorm over the d channels of each token (padded channels stay 0)
-    mean = tl.sum(x, 1) / HEAD_DIM
-    xc = tl.where(tile_ok, x - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, 1) / HEAD_DIM + tl.load(eps_ptr).to(ACC))
-    nw = tl.load(nw_ptr + dim, mask=dim_ok, other=0.0).to(ACC)
-    nb = tl.load(nb_ptr + dim, mask=dim_ok, other=0.0).to(ACC)
-    a = (xc * rstd[:, None] * nw[None, :] + nb[None, :]).to(x_in.dtype)
+    a = layer_norm_rows(x, tile_ok, dim, dim_ok, nw_ptr, nb_ptr, tl.load(eps_ptr).to(ACC),
+                        HEAD_DIM).to(x_in.dtype)
     if SHARED:
-        v = _project(a, w_in_ptr, 0, dim, dim_ok, HEAD_DIM, ACC, PRECISION)
+        v = _project(a, w_in_ptr, 0, dim, HEAD_DIM, ACC, PRECISION)
         p = tl.load(attn_ptr + square, mask=square_ok, other=0.0).to(x_in.dtype)
     else:
-        q = _project(a, w_in_ptr, 0, dim, dim_ok, HEAD_DIM, ACC, PRECISION)
-        k = _project(a, w_in_ptr, HEAD_DIM, dim, dim_ok, HEAD_DIM, ACC, PRECISION)
-        v = _project(a, w_in_ptr, 2 * HEAD_DIM, dim, dim_ok, HEAD_DIM, ACC, PRECISION)
+        q = _project(a, w_in_ptr, 0, dim, HEAD_DIM, ACC, PRECISION)
+        k = _project(a, w_in_ptr, HEAD_DIM, dim, HEAD_DIM, ACC, PRECISION)
+        v = _project(a, w_in_ptr, 2 * HEAD_DIM, dim, HEAD_DIM, ACC, PRECISION)
         # the reference scales q in its own dtype before the product
         q = (q * tl.load(scale_ptr).to(ACC)).to(x_in.dtype)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION, out_dtype=ACC)
@@ -84,7 +73,7 @@ def attention_block_fwd_kernel(
         p = (e / tl.sum(e, 1)[:, None]).to(x_in.dtype)
         tl.store(attn_ptr + square, p, mask=square_ok)
     o = tl.dot(p, v, input_precision=PRECISION, out_dtype=ACC).to(x_in.dtype)
-    w_out = _weight_t(w_out_ptr, 0, dim, dim_ok, HEAD_DIM).to(x_in.dtype)
+    w_out = load_transposed(w_out_ptr, 0, dim, dim, HEAD_DIM, HEAD_DIM, HEAD_DIM).to(x_in.dtype)
     y = x + tl.dot(o, w_out, input_precision=PRECISION, out_dtype=ACC)
     store_pixels(y_ptr, y_sb, y_sh, y_sw, b, row, col, dim, tile_ok, y)
 

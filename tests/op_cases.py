@@ -298,6 +298,8 @@ def _chain(label, k, n_in, norm, b_in, gelu_in, dw, epilogue, w_out, strided):
     return fwd
 
 
+SMALL_CHAINS = ("gated FFN", "local module head", "window attention qkv", "no dw with w_out")
+
 LINEAR_SHAPES = [  # label, input widths, N, bias, residual, per-image weights, strided
     ("k36 n108", (36,), 108, False, False, False, False),
     ("cat(y, loc)", (36, 12), 48, True, False, False, True),
@@ -321,7 +323,7 @@ def _linear(label, widths, n, bias, residual, per_image, strided):
 
 CASES = (_window_cases() + _channel_cases() + _layer_norm_cases() + _dwconv_cases()
          + _attention_block_cases()
-         + [Case("conv_chain_fwd", s[0], _chain(*s), small=s[0] == "gated FFN")
+         + [Case("conv_chain_fwd", s[0], _chain(*s), small=s[0] in SMALL_CHAINS)
             for s in CHAIN_SHAPES]
          + [Case("linear_fwd", s[0], _linear(*s)) for s in LINEAR_SHAPES])
 assert {c.op for c in CASES} == set(OPS), "every registered op needs cases"

@@ -51,7 +51,7 @@ def test_tf32_only_for_float32_and_only_when_allowed():
             assert dot_precision(dtype) == "ieee"
 
 
-DOT_FAMILIES = ("window_attention", "channel_attention", "attention_block")
+DOT_FAMILIES = ("window_attention", "channel_attention", "attention_block", "conv_chain")
 
 
 @needs_triton
@@ -68,7 +68,8 @@ def test_launchers_pass_the_allowed_precision_to_the_kernels(monkeypatch, allowe
                             lambda dtype, f=original, m=family: chosen.append((m, dtype, f(dtype)))
                             or chosen[-1][2])
     with matmul_precision("tf32" if allowed else "ieee"):
-        for name in ("window_attention_fwd", "channel_attention_fwd", "attention_block_fwd"):
+        for name in ("window_attention_fwd", "channel_attention_fwd", "attention_block_fwd",
+                     "conv_chain_fwd"):
             for dtype in (torch.float32, torch.float64):
                 args = smallest_case(name).make(dtype, DEVICE)
                 got = _registry.library_op(name, "triton")(*args)
@@ -117,6 +118,9 @@ def _autocast_cases():
          [x, norm_w, norm_b]),
         ("depthwise_conv3x3", lambda b, x, w: ops.depthwise_conv3x3(
             x, w, epilogue="gate", backend=b), [x, r(d, 1, 3, 3, dtype=half)]),
+        ("conv_chain", lambda b, x, nw, nb, wi, wd, wo: ops.conv_chain(
+            x, wi, wd, norm=(nw, nb, 1e-6), epilogue="gate", w_out=wo, backend=b),
+         [x, norm_w, norm_b, r(2 * d, d, dtype=half, scale=d ** -0.5), r(2 * d, 1, 3, 3), w_out]),
         ("attention_block", attention_block, [x, norm_w, norm_b, w_in, r(n, n), w_out]),
         ("shared_attention_block", shared_attention_block,
          [x, norm_w, norm_b, w_in[:d], r(12, n, n).softmax(-1), w_out]),

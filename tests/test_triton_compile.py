@@ -93,7 +93,7 @@ def test_every_triton_kernel_compiles_for_sm90(dtype_name):
     built = json.loads(result.stdout.splitlines()[-1])
     families = {name.split(" ")[0] for name in built}
     assert {"window_attention_fwd_kernel", "channel_attention_fwd_kernel",
-            "attention_block_fwd_kernel"} <= families, families
+            "attention_block_fwd_kernel", "conv_chain_fwd_kernel"} <= families, families
 
 
 if __name__ == "__main__":
