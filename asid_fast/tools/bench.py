@@ -30,7 +30,7 @@ import torch
 
 from .. import flops as FL
 from . import bench_cases as BC
-from . import bench_report, runtime
+from . import bench_gpu, bench_report, runtime
 from .atomic import write_text
 from .bench_timing import peak_memory_mb, synchronize, time_interleaved
 from .errors import UserError
@@ -132,6 +132,7 @@ def _run_case(case, device, settings, log):
             "bytes": case.bytes,
             "gbps": case.bytes / seconds / 1e9 if case.bytes else None,
             "peak_mem_mb": peak_memory_mb(fns[label], device),
+            "launches": bench_gpu.launch_counts(fns[label], device),
             "speedup_vs_reference": base / t.median,
             "max_rel_diff_vs_reference": diffs.get(label),
         })
@@ -146,14 +147,16 @@ def _settings(device, kind, warmup, repeats):
 def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device="auto",
           dtype: str = "fp32", suites=SUITES, dims=(36, 24, 12), train_batch: int = 16,
           train_size=(64, 64), compile_models: bool = True, fused_backend: str = "auto",
-          warmup=None, repeats=None, threads: int = 2, log=print, progress=None) -> dict:
+          warmup=None, repeats=None, threads: int = 2, log=print, progress=None,
+          gpu_candidates=()) -> dict:
     """Run the benchmarks and return the report (see module docstring).
 
     size: LR (H, W), default the LR of a 720p output; backends: op backends besides the
     reference (default: ``asid_fast.ops.available_backends(device)``, without the Triton
     interpreter on CPU); fused_backend: op backend of the fused model; warmup/repeats: None =
     per-device defaults (:data:`DEFAULTS`); progress: called with the report after each case
-    (the CLI saves partial results with it).
+    (the CLI saves partial results with it); gpu_candidates: model candidates of
+    :mod:`bench_gpu`.
     """
     from ..ops import available_backends
     from ..reference.model import check_config
@@ -207,7 +210,8 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
     model_modes = [s for s in suites if s != "ops"]
     if model_modes:
         cases.append(BC.model_cases(model, scale, dev, dt, lr, (train_batch, *train_size),
-                                    compile_models, model_modes, report["skipped"], fused_backend))
+                                    compile_models, model_modes, report["skipped"], fused_backend,
+                                    gpu_candidates))
     for case in itertools.chain.from_iterable(cases):
         settings = _settings(dev, case.kind, warmup, repeats)
         rows, skipped, errors = _run_case(case, dev, settings, log)
@@ -294,6 +298,9 @@ def add_parser(subparsers):
                    help="op backend of the fused model in the model suites (default auto)")
     p.add_argument("--no-compile", dest="compile_models", action="store_false",
                    help="skip the torch.compile model candidates")
+    p.add_argument("--gpu-candidates", default="",
+                   help="comma-separated model candidates on CUDA: "
+                        f"{','.join(bench_gpu.CANDIDATES)} (see asid_fast.tools.bench_gpu)")
     p.add_argument("--warmup", type=int, help="warm-up calls per candidate (default per device)")
     p.add_argument("--repeats", type=int, help="timed rounds (default per device)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
@@ -304,6 +311,13 @@ def add_parser(subparsers):
 
 def _csv(text):
     return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _gpu_candidates(text):
+    try:
+        return bench_gpu.check(_csv(text))
+    except ValueError as e:
+        raise UserError(f"--gpu-candidates: {e}") from None
 
 
 def _write_json(report, path):
@@ -332,6 +346,7 @@ def _run(args):
                    compile_models=args.compile_models, fused_backend=args.fused_backend,
                    warmup=args.warmup, repeats=args.repeats,
                    threads=args.threads, log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                   gpu_candidates=_gpu_candidates(args.gpu_candidates),
                    progress=(lambda r: _write_json(r, args.json)) if args.json else None)
     print(f"{report['model']} x{report['scale']} input {report['input']}: "
           f"paper rule {report['flops_paper_rule'] / 1e9:.3f} G (MACs), "

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import flops as FL
+from . import bench_gpu
 from ..reference import ASID
 
 WINDOW = 8
@@ -268,12 +269,13 @@ def _allow_recompiles():
 
 
 def model_cases(variant, scale, device, dtype, lr_hw, train_bhw, compile_models: bool,
-                modes, skipped: list, fused_backend: str = "auto"):
+                modes, skipped: list, fused_backend: str = "auto", gpu_candidates=()):
     """Yield inference at ``lr_hw`` (batch 1) and one training step (L1 loss, Adam) on
     ``train_bhw`` LR patches, for the reference and fused models (the latter with op backend
     ``fused_backend``), eager and ``torch.compile`` (default options, recompile limit raised to
-    :data:`DYNAMO_RECOMPILE_LIMIT`). Training candidates work on their own copy of the weights."""
-    if compile_models:
+    :data:`DYNAMO_RECOMPILE_LIMIT`), and the ``gpu_candidates`` of :mod:`bench_gpu`. Training
+    candidates work on their own copy of the weights."""
+    if compile_models or gpu_candidates:
         _allow_recompiles()
     models = _models(variant, scale, device, dtype, fused_backend, skipped)
     title = f"{variant}_x{scale}"
@@ -287,6 +289,7 @@ def model_cases(variant, scale, device, dtype, lr_hw, train_bhw, compile_models:
                 runs[label + "+compile"] = torch.compile(model)
             for name, m in runs.items():
                 candidates[name] = (lambda m=m: _no_grad_call(m, x))
+        candidates.update(bench_gpu.inference_candidates(models, x, gpu_candidates, skipped, title))
         flop = FL.model_flops(variant, scale, lr_hw, 1, rule="full")
         yield Case(title, "model", "inference", f"1x3x{lr_hw[0]}x{lr_hw[1]}", candidates, flop,
                    None, outputs=dict(candidates))
@@ -302,6 +305,9 @@ def model_cases(variant, scale, device, dtype, lr_hw, train_bhw, compile_models:
                 variants[label + "+compile"] = torch.compile(copy.deepcopy(model).train())
             for name, m in variants.items():
                 candidates[name] = _train_step(m, x, target)
+        for name in set(gpu_candidates) & set(bench_gpu.TRAIN_STEP):
+            model = copy.deepcopy(models[BASELINE]).train()
+            candidates[name] = _train_step(bench_gpu.compiled(model, name), x, target)
         flop = FL.model_flops(variant, scale, (h, w), b, rule="full", train=True)
         yield Case(title, "model", "train_step", f"{b}x3x{h}x{w}", candidates, flop, None)
 
