@@ -49,9 +49,11 @@ def test_target_verdicts():
         _report("fp32", "inference", t.INFERENCE_SHAPE,
                 [("reference", 28.0, 1), ("ref-compile", 15.0, 1), ("ref-compile-ro", 4.0, 1),
                  ("fused", 20.0, 1), ("graphs", 2.5, 1)]),
-        _report("bf16", "inference", t.INFERENCE_SHAPE, [("reference", 9.0, 1), ("graphs", 1.6, 1)]),
+        _report("bf16", "inference", t.INFERENCE_SHAPE,
+                [("reference", 9.0, 1), ("graphs", 1.6, 1)]),
         _report("fp32", "train_step", t.TRAIN_SHAPE,
-                [("reference", 100.0, 900), ("fused", 45.0, 800), ("reference+compile", 60.0, 700)]),
+                [("reference", 100.0, 900), ("fused", 45.0, 800),
+                 ("reference+compile", 60.0, 700)]),
     ]
     cases = t._rows(reports)
     fp32 = t.inference_target(cases, "fp32", 3.0, 1.5)

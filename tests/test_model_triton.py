@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asid_fast.ops import _registry
-from test_model_parity import _l1_gradients, fused_twin, randomized_reference
+from test_model_parity import assert_float64_gradient_parity, fused_twin, randomized_reference
 
 pytestmark = [
     pytest.mark.slow,
@@ -72,12 +72,6 @@ def test_float64_gradients_of_every_parameter_and_the_input():
     """Training mode with gradients: the composition of the per-step Triton ops (the blocks
     fuse inference only), after an L1 loss."""
     ref = randomized_reference(2, "asid")
-    fused = fused_twin(ref, "triton").train()
-    x = torch.rand(X2_INPUT, dtype=torch.float64)
-    target = torch.rand(1, 3, 18, 20, dtype=torch.float64)
-    want, got = _l1_gradients(ref.train(), x, target), _l1_gradients(fused, x, target)
-    assert want.keys() == got.keys()
-    for name, g in want.items():
-        assert got[name] is not None, name
-        err = (got[name] - g).abs().max().item()
-        assert err <= 1e-9 * max(1.0, g.abs().max().item()), f"{name}: {err:.2e}"
+    assert_float64_gradient_parity(ref, fused_twin(ref, "triton"),
+                                   torch.rand(X2_INPUT, dtype=torch.float64),
+                                   torch.rand(1, 3, 18, 20, dtype=torch.float64))

@@ -12,8 +12,9 @@ AUTOCAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # what autocas
 
 
 def autocast_inputs(*tensors):
-    """``tensors`` (anything but a tensor passes) cast as ``torch.autocast`` would for a matmul: when autocast is
-    on for their device type, float32/float16/bfloat16 tensors go to its dtype (float64 stays).
+    """``tensors`` cast as ``torch.autocast`` would for a matmul (anything but a tensor passes):
+    when autocast is on for their device type, float32/float16/bfloat16 tensors go to its dtype
+    (float64 stays).
     The fused ops compute in one dtype, so under autocast a public function passes its
     activations and weights in the autocast dtype; statistics (LayerNorm moments, softmax,
     channel norms) stay float32 inside the kernels. ``torch.library.register_autocast`` does not

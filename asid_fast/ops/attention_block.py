@@ -32,7 +32,7 @@ from .window_attention import shared_window_attention, window_attention
 
 __all__ = ["attention_block", "shared_attention_block"]
 FAMILY = "attention_block"
-TRITON_MAX_TOKENS = 64  # kernels/attention_block.py: a window's (tokens x tokens) scores in one tile
+TRITON_MAX_TOKENS = 64  # kernels/attention_block.py: a window's token x token scores in one tile
 
 
 def composed_attention_block(x, norm, w_qkv, bias, w_out, mode, window, scale, backend):

@@ -16,9 +16,9 @@ the extension's CPU kernels stream the image row by row, keeping the 1x1 output 
 under the 3x3 kernel in a ring buffer; the Triton kernel (prefix "triton_") recomputes the 1x1
 output at each of the 9 taps of a row segment (K and n_mid up to 64). Its autograd recomputes
 through the composition (the model calls it only where nothing needs a gradient: training runs
-the composition, which saves its activations). Everywhere else the chain is the composition of the fused ops
-(:func:`layer_norm`, :func:`depthwise_conv3x3`) and matmuls on the requested backend; with
-``backend="reference"`` it is exactly what the reference model computes.
+the composition, which saves its activations). Everywhere else the chain is the composition of
+the fused ops (:func:`layer_norm`, :func:`depthwise_conv3x3`) and matmuls on the requested
+backend; with ``backend="reference"`` it is exactly what the reference model computes.
 """
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import flops as FL
-from . import bench_gpu
 from ..reference import ASID
+from . import bench_gpu
 
 WINDOW = 8
 CHANNELS = 48
