@@ -7,8 +7,11 @@ also reads channel concatenations in place and adds biases and residuals), chann
 strided views, and q, k, v are views of one projection. The chains LayerNorm -> 1x1 -> depthwise
 3x3 -> GELU / gate -> 1x1 + residual of the gated FFNs, the local modules and the attention
 projections are :func:`asid_fast.ops.conv_chain.conv_chain` (one row-streamed operator on the
-CPU at inference). The window operators come from :mod:`asid_fast.ops`. ``backend`` selects the
-implementation of every one of them; "reference" computes what the reference model computes.
+CPU at inference). The attention half of each SLA/SGA (LayerNorm, projection, window attention,
+output projection, residual) is :func:`asid_fast.ops.attention_block.attention_block` (one
+Triton kernel per window at inference on the GPU). The window operators come from
+:mod:`asid_fast.ops`. ``backend`` selects the implementation of every one of them; "reference"
+computes what the reference model computes.
 """
 from __future__ import annotations
 
@@ -62,13 +65,11 @@ def _sam_half(half, t, attn, backend):
     at = half.attn
     norm = _norm(half.norm)
     if half.shared:
-        v = conv_chain(t, at.to_v.weight, None, norm=norm, backend=backend)
-        o = ops.shared_window_attention(attn, v, mode=at.mode, window=at.window, backend=backend)
+        x = ops.shared_attention_block(t, norm, at.to_v.weight, attn, at.to_out[0].weight,
+                                       mode=at.mode, window=at.window, backend=backend)
     else:
-        q, k, v = conv_chain(t, at.to_qkv.weight, None, norm=norm, backend=backend).chunk(3, -1)
-        o, attn = ops.window_attention(q, k, v, at.bias(), mode=at.mode, window=at.window,
-                                       backend=backend)
-    x = linear([o], at.to_out[0].weight, None, t, backend=backend)
+        x, attn = ops.attention_block(t, norm, at.to_qkv.weight, at.bias(), at.to_out[0].weight,
+                                      mode=at.mode, window=at.window, backend=backend)
     return _gated_ffn(half.gfn, half.cnorm, x, backend), attn
 
 

@@ -1,40 +1,52 @@
 #!/usr/bin/env bash
-# One-command GPU check for a lent H100/H200 holding nothing but this repository:
+# One-command GPU check for a lent H100/H200 holding nothing but this repository (issue 18):
 #   1. environment report (GPU, driver, torch, triton);
 #   2. install the package in place (pip install -e: builds the C++/CUDA extension);
-#   3. GPU parity tests: pytest -m cuda over tests/ (CUDA and Triton backends vs the reference);
-#   4. benchmarks (asid-fast bench), in this order of priority: ops fp32; ASID x4 inference,
-#      reference and fused, eager and torch.compile; ASID x4 training step, eager; ops bf16;
-#      ASID-D8 x4 and ASID x2 eager (a run cut by its time limit keeps the cases it finished);
-#   5. check every benchmark JSON (schema, failed candidates, outputs vs reference) and plot.
-# Writes the JSON files, bench.png and device_check.log to bench/results/<stamp>/ and, when $OUT
-# is set, to $OUT (8 files: the device tool returns no more). Needs only torch, triton and numpy
-# (pytest for step 3, matplotlib for the plot); installs this package alone (no dependencies,
-# nothing from an index). Ends within BUDGET_S seconds
-# (default 470, under 8 minutes): each stage has a time limit, cut to what is left; stages that
-# no longer fit are skipped and reported.
+#   3. core GPU parity: pytest -m cuda on the model, CUDA-graph, precision and Triton tests;
+#   4. issue 18's target cases, cheapest first (asid-fast bench, ASID x4):
+#      inference 1x3x180x320 fp32: reference and fused eager, fused with CUDA graphs;
+#      the same with torch.compile(reference) (default mode; its stage's limit caps the compile);
+#      training step 16x3x64x64 fp32: reference and fused (peak memory included);
+#      inference bf16: reference and fused eager, fused with CUDA graphs;
+#      a 1-process torchrun training smoke run with --amp bf16 (2 steps);
+#      then, as the budget allows: the training step with torch.compile(reference), inference
+#      fp32 with the reduce-overhead compiles (reference and fused), inference bf16 compiled,
+#      and the capped max-autotune compile of the reference;
+#   5. the rest of the GPU parity tests (pytest -m cuda on tests/);
+#   6. check every benchmark JSON (schema, failed candidates, outputs vs reference), plot, and
+#      judge the targets (bench/gpu_targets.py: MET / MISSED / UNMEASURED).
+# Every benchmark row carries the kernel launches of one call (torch.profiler: kernels, launch
+# calls, top-level operators). Writes the JSON files, bench.png, targets.txt and
+# device_check.log to bench/results/<stamp>/ and, when $OUT is set, results.tgz (all of them,
+# refreshed after every stage), targets.txt and device_check.log to $OUT. Needs only torch,
+# triton, numpy and pillow (pytest for steps 3 and 5, matplotlib for the plot); installs this
+# package alone (no dependencies, nothing from an index). Ends within BUDGET_S seconds (default
+# 360, six minutes, which reaches the target cases and the smoke run; BUDGET_S=570 runs every
+# stage): each stage has a time limit, cut to what is left; stages that no longer fit are
+# skipped and reported.
 # Exit status: 0 all passed; 1 a failure (build, parity, benchmark error or output mismatch);
 # 2 incomplete (no pytest, or stages skipped for time) with nothing failed.
-# Usage: bash bench/device_check.sh      (PYTHON=python3 BUDGET_S=470 TORCH_CUDA_ARCH_LIST=...)
+# Usage: bash bench/device_check.sh      (PYTHON=python3 BUDGET_S=360 TORCH_CUDA_ARCH_LIST=...)
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PY=${PYTHON:-python3}
-BUDGET_S=${BUDGET_S:-470}
-FINAL_RESERVE_S=25  # kept for step 5
+BUDGET_S=${BUDGET_S:-360}
+FINAL_RESERVE_S=20  # kept for step 6
 START=$(date +%s)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RES=bench/results/$STAMP
 mkdir -p "$RES"
 [ -n "${OUT:-}" ] && mkdir -p "$OUT"
-export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PY
+export PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PY RES
 FAILED=()
 INCOMPLETE=()
 
 elapsed() { echo $(( $(date +%s) - START )); }
 
 # stage NAME LIMIT_S CMD...: run CMD (a program, or a function of this script, run in a child
-# bash) under a time limit cut to the budget left.
+# bash that has all of them, and the exported variables) under a time limit cut to the budget
+# left.
 # Returns CMD's status, 124 on timeout, 99 when skipped for lack of time.
 stage() {
   local name=$1 limit=$2
@@ -50,7 +62,7 @@ stage() {
   local t0 rc
   t0=$(date +%s)
   if [ "$(type -t "$1")" = function ]; then
-    timeout --kill-after=10 "$limit" bash -c "$(declare -f "$1"); $*"
+    timeout --kill-after=10 "$limit" bash -c "$(declare -f); $*"
   else
     timeout --kill-after=10 "$limit" "$@"
   fi
@@ -60,8 +72,8 @@ stage() {
   return $rc
 }
 
-publish() {  # copy results to $OUT as they appear (a later kill keeps what is there)
-  [ -n "${OUT:-}" ] && cp -f "$RES"/*.json "$RES"/*.png "$OUT"/ 2>/dev/null
+publish() {  # refresh $OUT after every stage (a later kill keeps what is there)
+  [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" -C "$RES" . 2>/dev/null
   return 0
 }
 
@@ -112,23 +124,60 @@ EOF
 }
 
 PARITY_NO_PYTEST=3
-parity() {  # returns 3 (PARITY_NO_PYTEST) when pytest is missing
+parity() {  # parity core|rest; returns 3 (PARITY_NO_PYTEST) when pytest is missing
   if ! "$PY" -c "import pytest" 2>/dev/null; then
     echo "!!! pytest is not installed: GPU parity tests NOT run (only the coarse output check of"
-    echo "!!! step 5 compares the backends with the reference)"
+    echo "!!! step 6 compares the backends with the reference)"
     return 3
+  fi
+  local core=(tests/test_model_parity.py tests/test_cuda_graphs.py tests/test_precision.py
+              tests/test_triton_kernels.py)
+  local which=(-m cuda "${core[@]}") workers=() path
+  if [ "$1" = rest ]; then
+    which=(-m cuda tests/)
+    for path in "${core[@]}"; do which+=(--ignore "$path"); done
   fi
   # with pytest-xdist, tests run in 4 worker processes: a crashing test (a segfault in a kernel)
   # costs that test, not the rest of the run
-  local workers=()
   "$PY" -c "import xdist" 2>/dev/null && workers=(-n 4)
-  "$PY" -m pytest -m cuda tests/ -q -rfEs -p no:cacheprovider "${workers[@]}"
+  "$PY" -m pytest "${which[@]}" -q -rfEs -p no:cacheprovider "${workers[@]}"
   local rc=$?
   if (( rc == 5 )); then
     echo "!!! no test is marked cuda: GPU parity is unverified"
     return 1
   fi
   return $rc
+}
+
+check_parity() {  # check_parity NAME RC
+  case $2 in
+    0 | 99) ;;
+    "$PARITY_NO_PYTEST") INCOMPLETE+=("$1 (pytest missing)") ;;
+    124 | 137) INCOMPLETE+=("$1 (cut by its time limit)") ;;
+    *) FAILED+=("$1") ;;
+  esac
+}
+
+# training images for the smoke run (../shared does not travel): four views of the example
+ddp_data() {
+  "$PY" - "$1" <<'EOF'
+import sys
+from pathlib import Path
+from PIL import Image
+out = Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+img = Image.open("examples/astronaut.png").convert("RGB")
+for i, view in enumerate([img, img.transpose(Image.FLIP_LEFT_RIGHT),
+                          img.transpose(Image.ROTATE_90), img.resize((240, 240))]):
+    view.save(out / f"view{i}.png")
+EOF
+}
+
+ddp_smoke() {  # the README's torchrun command on one process, --amp bf16, 2 steps
+  ddp_data "$RES/ddp_data" || return 1
+  "$PY" -m torch.distributed.run --standalone --nproc_per_node=1 -m asid_fast train \
+    --data "$RES/ddp_data" --scale 2 --out "$RES/ddp" --patch 48 --batch 8 --repeat 4 \
+    --steps 2 --save-every 1 --log-every 1 --workers 0 --amp bf16
 }
 
 run_bench() {  # run_bench NAME LIMIT_S BENCH-OPTIONS...
@@ -148,29 +197,40 @@ run_bench() {  # run_bench NAME LIMIT_S BENCH-OPTIONS...
 main() {
   echo "asid_fast device check $STAMP in $REPO (budget ${BUDGET_S}s)"
   echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo '?') $(git status --porcelain 2>/dev/null | wc -l) changed files"
-  if ! stage env 60 env_report; then
+  if ! stage env 30 env_report; then
     echo "!!! DEVICE CHECK FAILED: no usable CUDA device / torch"
     return 1
   fi
-  stage build 220 build
+  stage build 120 build
   case $? in
     0 | 99) ;;
     *) FAILED+=("build of the CUDA extension") ;;
   esac
-  stage parity 150 parity
+  stage "parity core" 60 parity core
+  check_parity "GPU PARITY TESTS (core)" $?
+  publish
+  # issue 18's targets: eager and graph candidates first, each compile in its own capped stage
+  # (a stage cut by its limit loses its own cases only)
+  local x4=(--model asid --scale 4)
+  run_bench x4_infer_fp32 50 "${x4[@]}" --suites inference --compare graphs
+  run_bench x4_infer_fp32_compile 90 "${x4[@]}" --suites inference --compare ref-compile
+  run_bench x4_train_fp32 40 "${x4[@]}" --suites train_step
+  run_bench x4_infer_bf16 40 "${x4[@]}" --suites inference --dtype bf16 --compare graphs
+  stage "ddp amp smoke" 45 ddp_smoke
   case $? in
     0 | 99) ;;
-    "$PARITY_NO_PYTEST") INCOMPLETE+=("GPU parity tests (pytest missing)") ;;
-    *) FAILED+=("GPU PARITY TESTS") ;;
+    124 | 137) INCOMPLETE+=("torchrun --amp bf16 smoke run (cut by its time limit)") ;;
+    *) FAILED+=("torchrun --amp bf16 smoke run") ;;
   esac
-  # limits from the 2026-11-26 H200 run: ops fp32 took > 70 s (first Triton compiles), the x4
-  # inference with torch.compile 105 s, the training step with torch.compile > 130 s
-  run_bench ops_fp32 110 --suites ops --ops window_attention,shared_window_attention,channel_attention,layer_norm,depthwise_conv3x3
-  run_bench asid_x4_infer 110 --model asid --scale 4 --suites inference --compare compile
-  run_bench asid_x4_train 60 --model asid --scale 4 --suites train_step
-  run_bench ops_bf16 50 --suites ops --dtype bf16 --ops window_attention,shared_window_attention,channel_attention
-  run_bench asid_d8_x4 45 --model asid_d8 --scale 4 --suites inference,train_step
-  run_bench asid_x2 45 --model asid --scale 2 --suites inference,train_step
+  publish
+  run_bench x4_train_fp32_compile 150 "${x4[@]}" --suites train_step --compare ref-compile
+  run_bench x4_infer_fp32_ro 90 "${x4[@]}" --suites inference \
+    --compare ref-compile-ro,fused-compile-ro
+  run_bench x4_infer_bf16_compile 80 "${x4[@]}" --suites inference --dtype bf16 \
+    --compare ref-compile
+  run_bench x4_infer_fp32_max 120 "${x4[@]}" --suites inference --compare ref-compile-max
+  stage "parity rest" 200 parity rest
+  check_parity "GPU PARITY TESTS (all other cuda tests)" $?
 
   local jsons=("$RES"/*.json) plot=()
   "$PY" -c "import matplotlib" 2>/dev/null && plot=(--plot "$RES/bench.png")
@@ -178,6 +238,8 @@ main() {
     echo "=== [check] at $(elapsed)s"
     timeout 60 "$PY" -m asid_fast.tools.bench_report "${plot[@]}" "${jsons[@]}" \
       || FAILED+=("benchmark check (errors or outputs differing from the reference)")
+    "$PY" bench/gpu_targets.py "${jsons[@]}" | tee "$RES/targets.txt"
+    [ -n "${OUT:-}" ] && cp -f "$RES/targets.txt" "$OUT/"
   else
     FAILED+=("no benchmark produced a JSON file")
   fi

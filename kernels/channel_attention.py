@@ -9,7 +9,8 @@ with q_c, k_c the length-n rows of channel c over the group's pixels:
 
 One program per group; the group's pixels are visited in blocks of BLOCK_M (n is H*W/64 for
 "cell", e.g. 920 at 184x320), channels padded to a power of two >= 16 (48 -> 64). The forward
-stores A and the inverse norms (float32, float64 for float64 inputs) for the backward.
+stores A and the inverse norms (float32, float64 for float64 inputs) for the backward. Float32
+products run as TF32 when torch allows it (:func:`.tiles.dot_precision`).
 
 The launchers take the arguments of the operators ``asid_fast::triton_channel_attention_*``
 (:mod:`asid_fast.ops.channel_attention`, which registers them) and return fresh outputs.
@@ -20,8 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .tiles import (accumulator_dtype, fresh_map, load_pixels, map_strides, pixel_coords,
-                    pixel_grid, store_pixels, tile_size)
+from .tiles import (accumulator_dtype, dot_precision, fresh_map, load_pixels, map_strides,
+                    pixel_coords, pixel_grid, store_pixels, tile_size)
 
 MAX_PIXEL_BLOCK = 64
 
@@ -41,7 +42,7 @@ def channel_attention_fwd_kernel(
         q_ptr, k_ptr, v_ptr, temp_ptr, out_ptr, attn_ptr, rq_ptr, rk_ptr,
         q_sb, q_sh, q_sw, k_sb, k_sh, k_sw, v_sb, v_sh, v_sw, o_sb, o_sh, o_sw,
         groups, group_cols, member_cols, group_row, group_col, member_row, member_col, members,
-        CH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr):
+        CH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, PRECISION: tl.constexpr):
     """Pass 1 over the pixels: Gram matrix q^T k and squared channel norms; then A (stored with
     the inverse norms rq, rk); pass 2: out = v A^T."""
     ACC: tl.constexpr = tl.float64 if v_ptr.dtype.element_ty == tl.float64 else tl.float32
@@ -57,7 +58,7 @@ def channel_attention_fwd_kernel(
                                            member_col, BLOCK_M)
         q = load_pixels(q_ptr, q_sb, q_sh, q_sw, b, row, col, ch, tile_ok)
         k = load_pixels(k_ptr, k_sb, k_sh, k_sw, b, row, col, ch, tile_ok)
-        gram = tl.dot(tl.trans(q), k, gram, input_precision="ieee", out_dtype=ACC)
+        gram = tl.dot(tl.trans(q), k, gram, input_precision=PRECISION, out_dtype=ACC)
         q_sq += tl.sum(q.to(ACC) * q.to(ACC), 0)
         k_sq += tl.sum(k.to(ACC) * k.to(ACC), 0)
     rq = 1.0 / tl.maximum(tl.sqrt(q_sq), 1e-12)
@@ -75,7 +76,7 @@ def channel_attention_fwd_kernel(
                                            member_cols, group_row, group_col, member_row,
                                            member_col, BLOCK_M)
         v = load_pixels(v_ptr, v_sb, v_sh, v_sw, b, row, col, ch, tile_ok)
-        out = tl.dot(v, tl.trans(a.to(v.dtype)), input_precision="ieee", out_dtype=ACC)
+        out = tl.dot(v, tl.trans(a.to(v.dtype)), input_precision=PRECISION, out_dtype=ACC)
         store_pixels(out_ptr, o_sb, o_sh, o_sw, b, row, col, ch, tile_ok, out)
 
 
@@ -85,7 +86,7 @@ def channel_attention_bwd_kernel(
         dq_ptr, dk_ptr, dv_ptr, dtemp_ptr,
         q_sb, q_sh, q_sw, k_sb, k_sh, k_sw, v_sb, v_sh, v_sw, g_sb, g_sh, g_sw, d_sb, d_sh, d_sw,
         groups, group_cols, member_cols, group_row, group_col, member_row, member_col, members,
-        CH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr):
+        CH: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_M: tl.constexpr, PRECISION: tl.constexpr):
     """Pass 1: Gram matrix and dA = dout^T v; softmax backward dz; the group's share of
     dtemperature (stored to dtemp_ptr[g]); pass 2: dv = dout A, dq and dk through the
     normalisation (g_*: dout strides, d_*: the fresh dq, dk, dv maps)."""
@@ -107,8 +108,8 @@ def channel_attention_bwd_kernel(
         k = load_pixels(k_ptr, k_sb, k_sh, k_sw, b, row, col, ch, tile_ok)
         v = load_pixels(v_ptr, v_sb, v_sh, v_sw, b, row, col, ch, tile_ok)
         go = load_pixels(dout_ptr, g_sb, g_sh, g_sw, b, row, col, ch, tile_ok)
-        gram = tl.dot(tl.trans(q), k, gram, input_precision="ieee", out_dtype=ACC)
-        da = tl.dot(tl.trans(go), v, da, input_precision="ieee", out_dtype=ACC)
+        gram = tl.dot(tl.trans(q), k, gram, input_precision=PRECISION, out_dtype=ACC)
+        da = tl.dot(tl.trans(go), v, da, input_precision=PRECISION, out_dtype=ACC)
     s_hat = gram * rq[:, None] * rk[None, :]  # <q_c, k_c'> of the normalised rows
     dz = a * (da - tl.sum(da * a, 1)[:, None])
     tl.store(dtemp_ptr + g, tl.sum(tl.sum(dz * s_hat, 1), 0))
@@ -127,10 +128,10 @@ def channel_attention_bwd_kernel(
         q = load_pixels(q_ptr, q_sb, q_sh, q_sw, b, row, col, ch, tile_ok)
         k = load_pixels(k_ptr, k_sb, k_sh, k_sw, b, row, col, ch, tile_ok)
         go = load_pixels(dout_ptr, g_sb, g_sh, g_sw, b, row, col, ch, tile_ok)
-        dv = tl.dot(go, a.to(go.dtype), input_precision="ieee", out_dtype=ACC)
-        dq = tl.dot(k, tl.trans(gq).to(k.dtype), input_precision="ieee", out_dtype=ACC)
+        dv = tl.dot(go, a.to(go.dtype), input_precision=PRECISION, out_dtype=ACC)
+        dq = tl.dot(k, tl.trans(gq).to(k.dtype), input_precision=PRECISION, out_dtype=ACC)
         dq = (dq - q.to(ACC) * alpha[None, :]) * rq[None, :]
-        dk = tl.dot(q, gk.to(q.dtype), input_precision="ieee", out_dtype=ACC)
+        dk = tl.dot(q, gk.to(q.dtype), input_precision=PRECISION, out_dtype=ACC)
         dk = (dk - k.to(ACC) * beta[None, :]) * rk[None, :]
         store_pixels(dv_ptr, d_sb, d_sh, d_sw, b, row, col, ch, tile_ok, dv)
         store_pixels(dq_ptr, d_sb, d_sh, d_sw, b, row, col, ch, tile_ok, dq)
@@ -139,9 +140,9 @@ def channel_attention_bwd_kernel(
 
 # ---- launchers ------------------------------------------------------------------------------
 
-def _tiles(channels: int, members: int) -> dict:
+def _tiles(channels: int, members: int, dtype: torch.dtype) -> dict:
     return dict(CH=channels, BLOCK_C=tile_size(channels),
-                BLOCK_M=min(MAX_PIXEL_BLOCK, tile_size(members)))
+                BLOCK_M=min(MAX_PIXEL_BLOCK, tile_size(members)), PRECISION=dot_precision(dtype))
 
 
 def channel_attention_fwd_outputs(q: torch.Tensor, mode: str, window: int):
@@ -167,7 +168,8 @@ def channel_attention_fwd(q, k, v, temperature, mode: str, window: int):
     channel_attention_fwd_kernel[(attn.shape[0],)](
         q, k, v, temperature, out, attn, rq, rk,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(out),
-        *grid.kernel_args(), grid.members, **_tiles(q.shape[-1], grid.members), num_warps=4)
+        *grid.kernel_args(), grid.members, **_tiles(q.shape[-1], grid.members, q.dtype),
+        num_warps=4)
     return out, attn, rq, rk
 
 
@@ -182,6 +184,6 @@ def channel_attention_bwd(grad_out, q, k, v, temperature, attn, rq, rk, mode: st
         dq, dk, dv, partials,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(grad_out),
         *map_strides(dq), *grid.kernel_args(), grid.members,
-        **_tiles(q.shape[-1], grid.members), num_warps=8)
+        **_tiles(q.shape[-1], grid.members, q.dtype), num_warps=8)
     dtemperature.copy_(partials.sum().reshape(temperature.shape))
     return dq, dk, dv, dtemperature

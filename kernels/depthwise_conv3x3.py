@@ -15,6 +15,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .fused_steps import normal_cdf_pdf
 from .tiles import accumulator_dtype, fresh_map, map_strides
 
 EPILOGUES = {"none": 0, "gelu": 1, "gate": 2}
@@ -42,14 +43,6 @@ def _conv_tile(x_ptr, taps_ptr, bias_ptr, sb, sh, sw, b, h, w, c, H, W, C, w_ok,
 
 
 @triton.jit
-def _normal_cdf_pdf(x):
-    """Phi(x) and phi(x) of the standard normal distribution (GELU(x) = x Phi(x))."""
-    cdf = 0.5 * (1.0 + tl.math.erf(x * 0.7071067811865476))
-    pdf = tl.exp(-0.5 * x * x) * 0.3989422804014327
-    return cdf, pdf
-
-
-@triton.jit
 def _program_pixels(H, W, BLOCK_W: tl.constexpr, BLOCK_C: tl.constexpr):
     bh = tl.program_id(0)
     w = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
@@ -67,7 +60,7 @@ def dwconv_fwd_kernel(x_ptr, taps_ptr, bias_ptr, out_ptr, sb, sh, sw, H, W, C, C
     y = _conv_tile(x_ptr, taps_ptr, bias_ptr, sb, sh, sw, b, h, w, c, H, W, C, w_ok, c_ok, ACC,
                    HAS_BIAS, BLOCK_W, BLOCK_C)
     if EPILOGUE != 0:
-        cdf, _ = _normal_cdf_pdf(y)
+        cdf, _ = normal_cdf_pdf(y)
         y = y * cdf
     if EPILOGUE == 2:
         y = y * _conv_tile(x_ptr, taps_ptr, bias_ptr, sb, sh, sw, b, h, w, c + COUT, H, W, C,
@@ -88,7 +81,7 @@ def dwconv_grad_pre_kernel(x_ptr, taps_ptr, bias_ptr, go_ptr, gp_ptr, sb, sh, sw
     a = _conv_tile(x_ptr, taps_ptr, bias_ptr, sb, sh, sw, b, h, w, c, H, W, C, w_ok, c_ok, ACC,
                    HAS_BIAS, BLOCK_W, BLOCK_C)
     g = tl.load(go_ptr + (bh * W + w)[:, None] * COUT + c[None, :], mask=mask, other=0.0).to(ACC)
-    cdf, pdf = _normal_cdf_pdf(a)
+    cdf, pdf = normal_cdf_pdf(a)
     d = cdf + a * pdf  # GELU'(a)
     gp = gp_ptr + (bh * W + w)[:, None] * C + c[None, :]
     if EPILOGUE == 1:

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .tiles import accumulator_dtype, fresh_map, map_strides
+from .tiles import accumulator_dtype, fresh_map, map_strides, scalar
 
 TILE_ELEMENTS = 4096  # rows x padded channels per program
 
@@ -77,11 +77,6 @@ def _tiles(rows: int, channels: int):
     return triton.cdiv(rows, block_r), dict(BLOCK_R=block_r, BLOCK_C=block_c)
 
 
-def _eps_tensor(eps: float, device) -> Tensor:
-    # a tensor rather than a scalar argument: Triton passes Python floats as float32
-    return torch.full((1,), eps, dtype=torch.float64, device=device)
-
-
 def layer_norm_fwd_outputs(x: Tensor):
     """Empty y (contiguous, x's shape) and mean, rstd (B, H, W) in the accumulation dtype."""
     stats = x.new_empty(x.shape[:3], dtype=accumulator_dtype(x.dtype))
@@ -93,7 +88,7 @@ def layer_norm_fwd(x, weight, bias, eps: float):
     y, mean, rstd = layer_norm_fwd_outputs(x)
     b, h, w, c = x.shape
     programs, tiles = _tiles(b * h * w, c)
-    layer_norm_fwd_kernel[(programs,)](x, weight, bias, _eps_tensor(eps, x.device), y, mean, rstd,
+    layer_norm_fwd_kernel[(programs,)](x, weight, bias, scalar(eps, x.device), y, mean, rstd,
                                        *map_strides(x), b * h * w, h, w, c, **tiles)
     return y, mean, rstd
 

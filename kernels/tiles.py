@@ -56,6 +56,23 @@ def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def dot_precision(dtype: torch.dtype) -> str:
+    """The kernels' ``tl.dot`` input precision for operands of ``dtype``: "tf32" for float32 when
+    torch allows TF32 in CUDA matmuls (``torch.backends.cuda.matmul.fp32_precision`` is "tf32":
+    ``allow_tf32 = True``, ``set_float32_matmul_precision("high")`` or the global
+    ``torch.backends.fp32_precision``), else "ieee": exact float32 products by default, float64
+    always (float16/bfloat16 ignore it). The interpreter computes every dot exactly."""
+    tf32 = dtype == torch.float32 and torch.backends.cuda.matmul.fp32_precision == "tf32"
+    return "tf32" if tf32 else "ieee"
+
+
+def scalar(value: float, device) -> torch.Tensor:
+    """``value`` as a one-element float64 tensor on ``device``, for a kernel to load (Triton
+    passes Python floats as float32). A fill kernel, no host-to-device copy: safe under CUDA-graph
+    capture."""
+    return torch.full((1,), value, dtype=torch.float64, device=device)
+
+
 def fresh_map(x: torch.Tensor) -> torch.Tensor:
     """Empty contiguous tensor of x's shape, dtype and device."""
     return torch.empty(x.shape, dtype=x.dtype, device=x.device)

@@ -231,6 +231,47 @@ def _dwconv_cases():
     return cases
 
 
+# ---- attention blocks (LayerNorm, projection, window attention, projection, residual) ---------
+
+def _attention_block(label, b, h, w, d, window, mode, bias, strided):
+    def x_and_norm(v):
+        x = v.randn(b, h, w, d + 4)[..., 2:d + 2] if strided else v.randn(b, h, w, d)
+        return x, v.randn(d, scale=0.5) + 1, v.randn(d, scale=0.5), 1e-5
+
+    def fwd(dtype, device):
+        v = Values(label + "/block", dtype, device)
+        n = window * window
+        return [*x_and_norm(v), v.randn(3 * d, d, scale=d ** -0.5), v.randn(n, n) if bias else None,
+                v.randn(d, d, scale=d ** -0.5), mode, window, d ** -0.5]
+
+    def shared_fwd(dtype, device):
+        v = Values(label + "/shared block", dtype, device)
+        windows, n = b * (h // window) * (w // window), window * window
+        attn = v.put(torch.randn(windows, n, n, generator=v.g, dtype=torch.float64).softmax(-1))
+        return [*x_and_norm(v), v.randn(d, d, scale=d ** -0.5), attn,
+                v.randn(d, d, scale=d ** -0.5), mode, window]
+    return fwd, shared_fwd
+
+
+BLOCK_SHAPES = [  # label, b, h, w, d, window, mode, bias, strided (a channel slice), small
+    ("tiny", 2, 4, 6, 3, 2, "global", True, False, True),
+    ("d12 meso strided", 2, 16, 24, 12, 8, "meso", True, True, True),
+    ("d36 global", 1, 16, 16, 36, 8, "global", True, False, True),
+    ("d24 global no bias", 2, 16, 24, 24, 8, "global", False, True, False),
+    ("w3 d7 meso", 2, 9, 15, 7, 3, "meso", True, False, False),  # n = 9: padded tokens
+    ("d36 meso 184x320", 1, 184, 320, 36, 8, "meso", True, False, False),  # 720p out at x4
+]
+
+
+def _attention_block_cases():
+    cases = []
+    for label, b, h, w, d, window, mode, bias, strided, small in BLOCK_SHAPES:
+        fwd, shared_fwd = _attention_block(label, b, h, w, d, window, mode, bias, strided)
+        cases += [Case("attention_block_fwd", label, fwd, small),
+                  Case("shared_attention_block_fwd", label, shared_fwd, small)]
+    return cases
+
+
 # ---- convolution chain and linear map ----------------------------------------------------
 
 CHAIN_SHAPES = [  # label, K, n_in, norm, b_in, gelu_in, dw ("bias", "plain", None), epilogue, w_out, strided
@@ -257,6 +298,8 @@ def _chain(label, k, n_in, norm, b_in, gelu_in, dw, epilogue, w_out, strided):
     return fwd
 
 
+SMALL_CHAINS = ("gated FFN", "local module head", "window attention qkv", "no dw with w_out")
+
 LINEAR_SHAPES = [  # label, input widths, N, bias, residual, per-image weights, strided
     ("k36 n108", (36,), 108, False, False, False, False),
     ("cat(y, loc)", (36, 12), 48, True, False, False, True),
@@ -279,7 +322,8 @@ def _linear(label, widths, n, bias, residual, per_image, strided):
 
 
 CASES = (_window_cases() + _channel_cases() + _layer_norm_cases() + _dwconv_cases()
-         + [Case("conv_chain_fwd", s[0], _chain(*s), small=s[0] == "gated FFN")
+         + _attention_block_cases()
+         + [Case("conv_chain_fwd", s[0], _chain(*s), small=s[0] in SMALL_CHAINS)
             for s in CHAIN_SHAPES]
          + [Case("linear_fwd", s[0], _linear(*s)) for s in LINEAR_SHAPES])
 assert {c.op for c in CASES} == set(OPS), "every registered op needs cases"

@@ -132,6 +132,13 @@ def _gradcheck_inputs():
         "conv_chain_fwd": [(lambda x, nw, nb, wi, wd, wo: (x, nw, nb, 1e-6, wi, None, False, wd,
                                                            None, "gate", wo),
                             [r(1, 3, 4, 4), r(4), r(4), r(6, 4), r(6, 1, 3, 3), r(4, 3)])],
+        "attention_block_fwd": [(lambda x, nw, nb, wq, b, wo: (x, nw, nb, 1e-5, wq, b, wo, "meso",
+                                                               2, 0.5),
+                                 [r(2, 4, 6, 3), r(3), r(3), r(9, 3), r(4, 4), r(3, 3)])],
+        "shared_attention_block_fwd": [(lambda x, nw, nb, wv, a, wo: (x, nw, nb, 1e-5, wv, a, wo,
+                                                                      "global", 2),
+                                        [r(2, 4, 6, 3), r(3), r(3), r(3, 3),
+                                         r(12, 4, 4).softmax(-1), r(3, 3)])],
         "linear_fwd": [(lambda a, b, w, bias, res: ([a, b], w, bias, res),
                         [r(2, 3, 4, 5), r(2, 3, 4, 3), r(2, 6, 8), r(6), r(2, 3, 4, 6)])],
     }

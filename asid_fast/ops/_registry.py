@@ -132,6 +132,28 @@ def reference_gradients(fn, inputs, output_grads) -> list:
     return [next(grads) if t is not None else None for t in leaves]
 
 
+def recomputing_autograd(compose: Callable) -> tuple[Callable, Callable]:
+    """(setup_context, backward) of an op whose gradients come from recomputing
+    ``compose(*op arguments)`` (a tensor or a tuple of them, the op's outputs) under autograd:
+    the op saves its inputs only, and its backward runs the composition's forward and backward
+    (for ops that fuse a chain of other ops' forwards)."""
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*(t for t in inputs if isinstance(t, torch.Tensor)))
+        ctx.is_tensor = [isinstance(t, torch.Tensor) for t in inputs]
+        ctx.others = [None if is_tensor else t for t, is_tensor in zip(inputs, ctx.is_tensor)]
+
+    def backward(_ops, ctx, *grads):
+        saved = iter(ctx.saved_tensors)
+        tensors = [next(saved) if is_tensor else None for is_tensor in ctx.is_tensor]
+
+        def outputs(*ts):
+            out = compose(*[t if is_tensor else other
+                            for t, is_tensor, other in zip(ts, ctx.is_tensor, ctx.others)])
+            return out if isinstance(out, tuple) else (out,)
+        return tuple(reference_gradients(outputs, tensors, grads))
+    return setup_context, backward
+
+
 # ---- the compiled extension and Triton ---------------------------------------------------------
 
 _extension = None
@@ -234,12 +256,21 @@ def auto_order(op_name: str, device_type: str) -> tuple[str, ...]:
     return OPS[op_name].auto.get(device_type) or AUTO.get(device_type, ("reference",))
 
 
+def _concrete(arg):
+    """``arg`` with symbolic sizes (traced with dynamic shapes) made concrete ints, so that it
+    can key a cache: the backends' size limits are decided on the actual sizes."""
+    if isinstance(arg, tuple):
+        return tuple(_concrete(a) for a in arg)
+    return int(arg) if isinstance(arg, torch.SymInt) else arg
+
+
 def _constant(fn):
     """Memoised by arguments and constant under torch.compile (what is built and importable does
     not change while the process runs)."""
     cache = {}
 
     def wrapper(*args):
+        args = _concrete(args)
         if args not in cache:
             cache[args] = fn(*args)
         return cache[args]

@@ -133,6 +133,7 @@ def channel_attention(q, k, v, temperature, *, mode="window", window=8, backend=
 
     q, k, v: (B, H, W, C); temperature: one element. Returns out (B, H, W, C).
     """
+    q, k, v, temperature = _checks.autocast_inputs(q, k, v, temperature)
     _checks.check_channel_attention(q, k, v, temperature, mode, window)
     fn = implementation("channel_attention_fwd", backend, q.device.type, q.dtype,
                         _fwd_size(q, k, v, temperature, mode, window))

@@ -10,26 +10,29 @@ It is the gated FFN (norm, project_in, dwconv, gate, project_out, residual), the
 local module (conv, GELU, dwconv, GELU), the q/k/v projection of channel attention (norm, 1x1,
 dwconv) and that of spatial attention (norm, 1x1).
 
-Operator ``asid_fast::conv_chain_fwd(x, norm_weight?, norm_bias?, eps, w_in, b_in?, gelu_in,
-w_dw?, b_dw?, epilogue, w_out?) -> out`` (CPU kernels of the extension): it streams the image
-row by row, keeping the 1x1 output of the three rows under the 3x3 kernel in a ring buffer, so
-no intermediate map touches memory. Its autograd recomputes through the composition (the model
-calls it only where nothing needs a gradient: training runs the composition, which saves its
-activations). Everywhere else the chain is the composition of the fused ops
-(:func:`layer_norm`, :func:`depthwise_conv3x3`) and matmuls on the requested backend; with
-``backend="reference"`` it is exactly what the reference model computes.
+Operator ``asid_fast::<prefix>conv_chain_fwd(x, norm_weight?, norm_bias?, eps, w_in, b_in?,
+gelu_in, w_dw?, b_dw?, epilogue, w_out?) -> out``, so that no intermediate map touches memory:
+the extension's CPU kernels stream the image row by row, keeping the 1x1 output of the three rows
+under the 3x3 kernel in a ring buffer; the Triton kernel (prefix "triton_") recomputes the 1x1
+output at each of the 9 taps of a row segment (K and n_mid up to 64). Its autograd recomputes
+through the composition (the model calls it only where nothing needs a gradient: training runs
+the composition, which saves its activations). Everywhere else the chain is the composition of
+the fused ops (:func:`layer_norm`, :func:`depthwise_conv3x3`) and matmuls on the requested
+backend; with ``backend="reference"`` it is exactly what the reference model computes.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ._registry import OpDef, compiled_backend, define
+from ._checks import autocast_inputs
+from ._registry import OpDef, compiled_backend, define, library_op, recomputing_autograd
 from .depthwise_conv3x3 import depthwise_conv3x3
 from .layer_norm import layer_norm
 
 __all__ = ["conv_chain"]
 FAMILY = "conv_chain"
+TRITON_MAX_CHANNELS = 64  # kernels/conv_chain.py: K and n_mid channels in one tile each
 
 
 def composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_out, backend):
@@ -56,27 +59,28 @@ def _op_composition(backend):
     return run
 
 
+def _n_mid(w_in, epilogue):
+    return w_in.shape[0] // 2 if epilogue == "gate" else w_in.shape[0]
+
+
+def _size(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out):
+    return x.shape[-1], _n_mid(w_in, epilogue)
+
+
+def _limits(backend, channels, n_mid):
+    if backend == "triton" and max(channels, n_mid) > TRITON_MAX_CHANNELS:
+        return (f"its kernel takes at most {TRITON_MAX_CHANNELS} input and middle channels, got "
+                f"{channels} and {n_mid}")
+    return None
+
+
 def _fake(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out):
-    n_mid = w_in.shape[0] // 2 if epilogue == "gate" else w_in.shape[0]
+    n_mid = _n_mid(w_in, epilogue)
     return x.new_empty((*x.shape[:3], x.shape[3] if w_out is not None else n_mid))
 
 
-def _setup(ctx, inputs, output):
-    ctx.save_for_backward(*(t for t in inputs if isinstance(t, torch.Tensor)))
-    ctx.others = [None if isinstance(t, torch.Tensor) else t for t in inputs]
-    ctx.is_tensor = [isinstance(t, torch.Tensor) for t in inputs]
-
-
-def _backward(ops, ctx, grad):
-    """Gradients by recomputing the chain as the composition of the compiled ops."""
-    saved = iter(t.detach().requires_grad_() for t in ctx.saved_tensors)
-    args = [next(saved) if is_tensor else other
-            for is_tensor, other in zip(ctx.is_tensor, ctx.others)]
-    with torch.enable_grad():
-        out = _op_composition("auto")(*args)
-        present = [a for a, is_tensor in zip(args, ctx.is_tensor) if is_tensor]
-        grads = iter(torch.autograd.grad(out, present, grad, allow_unused=True))
-    return tuple(next(grads) if is_tensor else None for is_tensor in ctx.is_tensor)
+# gradients by recomputing the chain as the composition of the compiled ops
+_setup, _backward = recomputing_autograd(_op_composition("auto"))
 
 
 def _flops(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out,
@@ -89,7 +93,7 @@ def _flops(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw, epil
 
 
 define(OpDef(
-    name="conv_chain_fwd", family=FAMILY, backends=("cpu",),
+    name="conv_chain_fwd", family=FAMILY, backends=("cpu", "triton"), size=_size, limits=_limits,
     schema="(Tensor x, Tensor? norm_weight, Tensor? norm_bias, float eps, Tensor w_in, "
            "Tensor? b_in, bool gelu_in, Tensor? w_dw, Tensor? b_dw, str epilogue, "
            "Tensor? w_out) -> Tensor",
@@ -106,13 +110,18 @@ def conv_chain(x, w_in, w_dw, *, norm=None, b_in=None, gelu_in=False, b_dw=None,
     else n_mid) map."""
     if w_dw is None and (epilogue != "none" or b_dw is not None):
         raise ValueError("without w_dw the epilogue must be 'none' and b_dw None")
+    x, w_in, w_dw, b_in, b_dw, w_out, *norm_wb = autocast_inputs(
+        x, w_in, w_dw, b_in, b_dw, w_out, *(norm[:2] if norm is not None else ()))
+    if norm is not None:
+        norm = (*norm_wb, norm[2])
     tensors = (x, w_in, w_dw, b_in, b_dw, w_out) + (tuple(norm[:2]) if norm is not None else ())
     needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                                  for t in tensors)
-    if (needs_grad or x.stride(-1) != 1
-            or compiled_backend("conv_chain_fwd", backend, x.device.type, x.dtype) is None):
+    name = None if needs_grad or x.stride(-1) != 1 else compiled_backend(
+        "conv_chain_fwd", backend, x.device.type, x.dtype, (x.shape[-1], _n_mid(w_in, epilogue)))
+    if name is None:
         return composed_conv_chain(x, w_in, w_dw, norm, b_in, gelu_in, b_dw, epilogue, w_out,
                                    backend)
     nw, nb, eps = norm if norm is not None else (None, None, 0.0)
-    return torch.ops.asid_fast.conv_chain_fwd(x, nw, nb, eps, w_in, b_in, gelu_in, w_dw, b_dw,
+    return library_op("conv_chain_fwd", name)(x, nw, nb, eps, w_in, b_in, gelu_in, w_dw, b_dw,
                                               epilogue, w_out)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import FLOAT_DTYPES
+from ._checks import FLOAT_DTYPES, autocast_inputs
 from ._registry import OpDef, define, implementation, reference_gradients
 
 __all__ = ["depthwise_conv3x3"]
@@ -120,6 +120,7 @@ def _check(x, weight, bias, epilogue):
 def depthwise_conv3x3(x, weight, bias=None, *, epilogue="none", backend="auto"):
     """Depthwise 3x3 conv (padding 1) of a (B, H, W, C) map followed by ``epilogue``
     ("none" | "gelu" | "gate") -> contiguous (B, H, W, C), or (B, H, W, C/2) for "gate"."""
+    x, weight, bias = autocast_inputs(x, weight, bias)
     _check(x, weight, bias, epilogue)
     fn = implementation("depthwise_conv3x3_fwd", backend, x.device.type, x.dtype)
     if fn is not reference_depthwise_conv3x3 and x.stride(-1) != 1:

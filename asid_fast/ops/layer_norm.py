@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..reference import functional as RF
-from ._checks import FLOAT_DTYPES
+from ._checks import FLOAT_DTYPES, autocast_inputs
 from ._registry import OpDef, define, implementation
 
 __all__ = ["layer_norm"]
@@ -105,6 +105,7 @@ def layer_norm(x, weight, bias, eps, *, backend="auto"):
     Rows may be strided views (a channel slice of a wider channels-last map) as long as the
     channel stride is 1; other layouts are made contiguous first.
     """
+    x, weight, bias = autocast_inputs(x, weight, bias)
     _check(x, weight, bias)
     fn = implementation("layer_norm_fwd", backend, x.device.type, x.dtype)
     if fn is _fwd_reference:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._checks import autocast_inputs
 from ._registry import OpDef, compiled_backend, define
 
 __all__ = ["linear"]
@@ -54,6 +55,7 @@ def linear(xs, weight, bias=None, residual=None, *, backend="auto"):
     xs = list(xs)
     if not 1 <= len(xs) <= MAX_INPUTS:
         raise ValueError(f"xs must hold 1 to {MAX_INPUTS} maps, got {len(xs)}")
+    *xs, weight, bias, residual = autocast_inputs(*xs, weight, bias, residual)
     fused = (compiled_backend("linear_fwd", backend, xs[0].device.type, xs[0].dtype) is not None
              and all(x.stride(-1) == 1 for x in xs)
              and (residual is None or residual.stride(-1) == 1))

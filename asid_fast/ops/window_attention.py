@@ -178,6 +178,7 @@ def window_attention(q, k, v, bias=None, *, mode="meso", window=8, scale=None, b
     strided views of one (B, H, W, 3d) projection). bias: (w², w²) or None. scale defaults to
     d**-0.5 and multiplies q. Returns out (B, H, W, d) and attn (B H/w W/w, w², w²).
     """
+    q, k, v, bias = _checks.autocast_inputs(q, k, v, bias)
     scale = _checks.check_window_attention(q, k, v, bias, mode, window, scale)
     fn = implementation("window_attention_fwd", backend, q.device.type, q.dtype,
                         _fwd_size(q, k, v, bias, mode, window, scale))
@@ -186,6 +187,7 @@ def window_attention(q, k, v, bias=None, *, mode="meso", window=8, scale=None, b
 
 def shared_window_attention(attn, v, *, mode="meso", window=8, backend="auto"):
     """Apply a stored attention matrix: attn (B H/w W/w, w², w²), v (B, H, W, d) -> (B, H, W, d)."""
+    attn, v = _checks.autocast_inputs(attn, v)
     _checks.check_shared_window_attention(attn, v, mode, window)
     fn = implementation("shared_window_attention_fwd", backend, v.device.type, v.dtype,
                         _shared_fwd_size(attn, v, mode, window))

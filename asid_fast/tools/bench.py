@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from .. import flops as FL
 from . import bench_cases as BC
-from . import bench_machine, bench_onnx, bench_report, runtime
+from . import bench_gpu, bench_machine, bench_onnx, bench_report, runtime
 from .atomic import write_text
 from .bench_timing import peak_memory_mb, settings, synchronize, time_interleaved
 from .errors import UserError
@@ -114,6 +114,7 @@ def _run_case(case, device, setting):
             "gbps": case.bytes / seconds / 1e9 if case.bytes else None,
             "peak_mem_mb": (None if label in case.foreign
                             else peak_memory_mb(fns[label], device)),
+            "launches": bench_gpu.launch_counts(fns[label], device),
             "speedup_vs_reference": base / t.median,
             "max_rel_diff_vs_reference": diffs.get(label),
         })
@@ -311,12 +312,13 @@ def add_parser(subparsers):
                         "64x64)")
     p.add_argument("--fused-backend", default="auto",
                    help="op backend of the fused model in the model suites (default auto)")
-    p.add_argument("--compare", nargs="?", const=",".join(BC.COMPARE), default="",
+    p.add_argument("--compare", nargs="?", const="compile,onnxruntime", default="",
                    metavar="RUNTIMES",
                    help="also run the models on other runtimes: comma-separated subset of "
-                        f"{','.join(BC.COMPARE)} (alone: all; onnxruntime: CPU inference, when "
-                        "installed); they are slow to set up (torch.compile takes minutes on a "
-                        "CPU)")
+                        f"{','.join(BC.COMPARE)} (alone: compile,onnxruntime; onnxruntime: CPU "
+                        "inference, when installed; the others: CUDA, see "
+                        "asid_fast.tools.bench_gpu); they are slow to set up (torch.compile "
+                        "takes minutes on a CPU)")
     p.add_argument("--warmup", type=int, help="warm-up calls per candidate (default per device)")
     p.add_argument("--repeats", type=int, help="timed rounds (default per device)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")

@@ -22,7 +22,7 @@ from .. import flops as FL
 from .. import ops
 from ..model import ASID as FusedASID
 from ..reference import ASID
-from . import bench_onnx
+from . import bench_gpu, bench_onnx
 
 WINDOW = 8
 CHANNELS = 48
@@ -323,8 +323,8 @@ def _train_step(model, x, target):
 # of 8 recompiles per code object sends the later blocks back to eager, so it is raised.
 DYNAMO_RECOMPILE_LIMIT = 64
 # the other runtimes ``compare`` may add: torch.compile of each model, onnxruntime running the
-# exported reference (inference on the CPU)
-COMPARE = ("compile", "onnxruntime")
+# exported reference (inference on the CPU), and the CUDA candidates of bench_gpu
+COMPARE = ("compile", "onnxruntime", *bench_gpu.CANDIDATES)
 ORT = "onnxruntime"
 
 
@@ -341,16 +341,18 @@ def model_case(variant, scale, mode, device, dtype, lr_hw, train_bhw, compare=()
     loss, Adam) on ``train_bhw`` LR patches, each candidate on its own copy of the weights. The
     candidates: the reference and fused models (the latter with op backend ``fused_backend``),
     and with ``compare`` (a subset of :data:`COMPARE`) their ``torch.compile`` (default options,
-    recompile limit raised to :data:`DYNAMO_RECOMPILE_LIMIT`) and, for inference on the CPU,
-    onnxruntime. Unavailable candidates are appended to ``skipped``."""
+    recompile limit raised to :data:`DYNAMO_RECOMPILE_LIMIT`), for inference on the CPU
+    onnxruntime, and on CUDA the candidates of :mod:`bench_gpu`. Unavailable candidates are
+    appended to ``skipped``."""
     skipped = [] if skipped is None else skipped
-    if "compile" in compare:
+    gpu = [c for c in compare if c in bench_gpu.CANDIDATES]
+    if "compile" in compare or gpu:
         _allow_recompiles()
     models = _models(variant, scale, device, dtype, fused_backend, skipped)
     title = f"{variant}_x{scale}"
     if mode == "inference":
         return _inference_case(title, variant, scale, models, device, dtype, lr_hw, compare,
-                               skipped)
+                               skipped, gpu)
     if mode != "train_step":
         raise ValueError(f"model mode must be inference or train_step, got {mode!r}")
     if ORT in compare:
@@ -367,11 +369,14 @@ def model_case(variant, scale, mode, device, dtype, lr_hw, train_bhw, compare=()
             runs[label + "+compile"] = torch.compile(copy.deepcopy(model).train())
         for name, m in runs.items():
             candidates[name] = _train_step(m, x, target)
+    for name in set(gpu) & set(bench_gpu.TRAIN_STEP):
+        model = copy.deepcopy(models[BASELINE]).train()
+        candidates[name] = _train_step(bench_gpu.compiled(model, name), x, target)
     flop = FL.model_flops(variant, scale, (h, w), b, rule="full", train=True)
     return Case(title, "model", "train_step", f"{b}x3x{h}x{w}", candidates, flop, None)
 
 
-def _inference_case(title, variant, scale, models, device, dtype, lr_hw, compare, skipped):
+def _inference_case(title, variant, scale, models, device, dtype, lr_hw, compare, skipped, gpu):
     x = torch.rand((1, 3, *lr_hw), generator=torch.Generator().manual_seed(1)).to(device, dtype)
     candidates = {}
     for label, model in models.items():
@@ -387,6 +392,7 @@ def _inference_case(title, variant, scale, models, device, dtype, lr_hw, compare
             candidates[ORT] = bench_onnx.runner(models[BASELINE], x)
         else:
             skipped.append({"name": title, "mode": "inference", "backend": ORT, "reason": why})
+    candidates.update(bench_gpu.inference_candidates(models, x, gpu, skipped, title))
     flop = FL.model_flops(variant, scale, lr_hw, 1, rule="full")
     return Case(title, "model", "inference", f"1x3x{lr_hw[0]}x{lr_hw[1]}", candidates, flop,
                 None, outputs=dict(candidates), foreign=(ORT,))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..cuda_graphs import GraphedModel
 from . import runtime
 from .atomic import check_writable
 from .errors import UserError
@@ -38,10 +39,21 @@ def quantize(img01: torch.Tensor, dtype) -> np.ndarray:
     return np.clip(np.round(arr), 0, peak).astype(dtype)
 
 
-def model_fn(model: torch.nn.Module, dtype: torch.dtype):
-    """Wrap ``model`` as [0, 1] images -> [0, 1] images, running in ``dtype``."""
+def replays_graphs(device: torch.device, tile: int) -> bool:
+    """Whether a run on ``device`` with LR tiles of side ``tile`` replays CUDA graphs: on CUDA
+    when tiling (every tile of an image has one shape, so it captures once; a short last batch
+    is padded to it). Whole images (``tile`` 0) have a shape each, and a capture (two warm-up
+    forwards and the captured one) would cost more than it saves."""
+    return device.type == "cuda" and tile > 0
+
+
+def model_fn(model: torch.nn.Module, dtype: torch.dtype, graphs: bool = False):
+    """Wrap ``model`` as [0, 1] images -> [0, 1] images, running in ``dtype``; through
+    :class:`asid_fast.cuda_graphs.GraphedModel` when ``graphs``."""
+    forward = GraphedModel(model) if graphs else model
+
     def run(x01):
-        return runtime.from_model(model(runtime.to_model(x01).to(dtype)).float())
+        return runtime.from_model(forward(runtime.to_model(x01).to(dtype)).float())
     return run
 
 
@@ -159,7 +171,7 @@ def upscale(inputs, out, scale: int, weights=None, variant="asid", tile=64, over
             failed(src, e)
     if jobs:
         model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
-        fn = model_fn(model, dt)
+        fn = model_fn(model, dt, replays_graphs(dev, tile))
         for src, dst in tqdm(jobs, desc="upscale", unit="img", disable=not progress or len(jobs) == 1):
             try:
                 result = upscale_picture(read_image(src), fn, scale, dev, tile, overlap, batch,
