@@ -183,7 +183,7 @@ def test_compare_adds_compiled_models_and_onnxruntime_is_inference_only():
     skipped = []
     cpu = torch.device("cpu")
     train = BC.model_case("asid", 2, "train_step", cpu, torch.float32, (12, 12), (1, 16, 16),
-                          BC.COMPARE, skipped)
+                          ("compile", "onnxruntime"), skipped)
     assert list(train.candidates) == ["reference", "reference+compile", "fused", "fused+compile"]
     assert [(s["backend"], s["mode"]) for s in skipped] == [("onnxruntime", "train_step")]
 

@@ -1,5 +1,5 @@
-"""The GPU candidates of ``asid-fast bench`` and the judge of issue 18's targets, on the CPU:
-option checks, CPU runs skip the GPU candidates with a reason, and the targets' verdicts on
+"""The GPU candidates of ``asid-fast bench --compare`` and the judge of issue 18's targets, on the
+CPU: option checks, CPU runs skip the GPU candidates with a reason, and the targets' verdicts on
 made-up results. (What they measure needs a GPU: bench/device_check.sh.)"""
 import importlib.util
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from asid_fast.tools import bench_gpu
-from asid_fast.tools.bench import _gpu_candidates
+from asid_fast.tools.bench import bench
 from asid_fast.tools.errors import UserError
 from conftest import REPO
 
@@ -20,9 +20,11 @@ def _targets():
 
 
 def test_unknown_candidates_are_refused():
-    assert _gpu_candidates("graphs,ref-compile") == ("graphs", "ref-compile")
-    with pytest.raises(UserError, match="unknown GPU candidates \\['graph'\\]"):
-        _gpu_candidates("graph")
+    assert bench_gpu.check(("graphs", "ref-compile")) == ("graphs", "ref-compile")
+    with pytest.raises(ValueError, match="unknown GPU candidates \\['graph'\\]"):
+        bench_gpu.check(("graph",))
+    with pytest.raises(UserError, match="unknown --compare runtimes \\['graph'\\]"):
+        bench(suites=("inference",), compare=("graph",), device="cpu")
 
 
 def test_cpu_runs_skip_the_gpu_candidates_with_a_reason():

@@ -71,6 +71,32 @@ def _shared_window_attention(b, h, w, variant, device, dtype):
     return (attn, v), lambda attn, v: ((attn, v), {"mode": mode})
 
 
+def _attention_block(b, h, w, variant, device, dtype):
+    """The attention half of a computing SAM: LayerNorm, qkv, window attention, projection,
+    residual."""
+    mode, d = variant
+    x = _randn((b, h, w, d), device, dtype)
+    nw, nb = 1 + _randn((d,), device, dtype, 0.1), _randn((d,), device, dtype, 0.1)
+    w_qkv, w_out = _randn((3 * d, d), device, dtype, d ** -0.5), _randn((d, d), device, dtype,
+                                                                          d ** -0.5)
+    bias = _randn((WINDOW * WINDOW,) * 2, device, dtype, 0.1)
+    return (x, nw, nb, w_qkv, bias, w_out), lambda x, nw, nb, wq, bias, wo: (
+        (x, (nw, nb, 1e-5), wq, bias, wo), {"mode": mode})
+
+
+def _shared_attention_block(b, h, w, variant, device, dtype):
+    """The attention half of a sharing SAM: LayerNorm, v, the stored attention, projection,
+    residual."""
+    mode, d = variant
+    x = _randn((b, h, w, d), device, dtype)
+    nw, nb = 1 + _randn((d,), device, dtype, 0.1), _randn((d,), device, dtype, 0.1)
+    w_v, w_out = _randn((d, d), device, dtype, d ** -0.5), _randn((d, d), device, dtype, d ** -0.5)
+    n = b * (h // WINDOW) * (w // WINDOW)
+    attn = _randn((n, WINDOW * WINDOW, WINDOW * WINDOW), device, dtype).softmax(-1)
+    return (x, nw, nb, w_v, attn, w_out), lambda x, nw, nb, wv, attn, wo: (
+        (x, (nw, nb, 1e-5), wv, attn, wo), {"mode": mode})
+
+
 def _channel_attention(b, h, w, variant, device, dtype):
     mode, c = variant
     qkv = _randn((b, h, w, 3 * c), device, dtype)
@@ -163,6 +189,8 @@ def _widths(*widths):
 
 
 OP_SPECS = (
+    OpSpec("attention_block", _spatial_variants, _attention_block),
+    OpSpec("shared_attention_block", _spatial_variants, _shared_attention_block),
     OpSpec("window_attention", _spatial_variants, _window_attention),
     OpSpec("shared_window_attention", _spatial_variants, _shared_window_attention),
     OpSpec("channel_attention", lambda dims: [("window", CHANNELS), ("cell", CHANNELS)],
