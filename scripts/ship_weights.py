@@ -1,11 +1,14 @@
 """Turn a finished ``asid-fast train`` run into shipped package weights.
 
     python scripts/ship_weights.py RUN --set5 ../shared/data/Set5/HR [--init-name NAME]
+        [--init-record JSON] [--holdout-every N] [--machine TEXT]
 
 Writes ``asid_fast/weights/{variant}_x{scale}.safetensors`` (the model weights of RUN/last.pt)
 and a JSON record beside it: variant, scale, the training recipe (the command that reproduces the
 run, its config, steps, seed, wall time estimated from the logged speed) and the Set5 PSNR/SSIM
-measured with ``asid-fast eval`` conventions, next to bicubic.
+measured with ``asid-fast eval`` conventions, next to bicubic. A run that started from earlier
+shipped weights (``--init``) names their record with ``--init-record``: its recipe is kept inside
+the new one, since the file it describes is replaced.
 """
 from __future__ import annotations
 
@@ -51,12 +54,33 @@ def wall_time_estimate(metrics: Path) -> float:
     return round(total)
 
 
+def data_note(holdout_every: int | None) -> str:
+    note = "T91 (91), General100 (50 of 100), BSD200 (120 of 200): ../shared/data/train"
+    if holdout_every:
+        note += (f"; training part of `python scripts/split_holdout.py ../shared/data/train SPLIT"
+                 f" --every {holdout_every}` (--data SPLIT/train/<set>); checkpoints chosen on"
+                 f" SPLIT/holdout (every {holdout_every}th image of each set), not on Set5")
+    return note
+
+
+def init_record(path: Path) -> dict:
+    """What the --init weights were: file, sha256 and the recipe that made them."""
+    record = json.loads(path.read_text())
+    return {k: record[k] for k in ("file", "sha256", "recipe", "init", "set5") if k in record}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path)
     p.add_argument("--set5", type=Path, required=True, help="Set5 HR folder")
     p.add_argument("--init-name", help="how the recipe names the --init checkpoint")
     p.add_argument("--backend", default="auto")
+    p.add_argument("--init-record", type=Path,
+                   help="JSON record of the shipped weights the run started from (--init)")
+    p.add_argument("--holdout-every", type=int,
+                   help="the run trained on the training part of scripts/split_holdout.py --every N")
+    p.add_argument("--machine", default="2-core x86-64 CPU VM, no GPU, 2 threads, shared with "
+                                        "other jobs")
     args = p.parse_args()
 
     state = torch.load(args.run / "last.pt", map_location="cpu", weights_only=False)
@@ -81,12 +105,13 @@ def main():
             "command": train_command(config, state["step"], args.init_name),
             "steps": state["step"],
             "seed": config["seed"],
-            "data": "T91 (91), General100 (50 of 100), BSD200 (120 of 200): ../shared/data/train",
-            "machine": "2-core x86-64 CPU VM, no GPU, 2 threads, shared with other jobs",
+            "data": data_note(args.holdout_every),
+            "machine": args.machine,
             "wall_time_s_estimate": wall_time_estimate(args.run / "metrics.jsonl"),
             "config": {**{k: v for k, v in config.items() if k not in ("data", "init", "cache")},
                        "steps": state["step"]},
         },
+        **({"init": init_record(args.init_record)} if args.init_record else {}),
         "set5": {"psnr": round(ours["psnr"], 4), "ssim": round(ours["ssim"], 4),
                  "protocol": "asid-fast eval: Y channel, border = scale, MATLAB-bicubic LR, "
                              "tiles 64 / overlap 24"},
