@@ -4,6 +4,7 @@
 #include <torch/extension.h>
 
 #include "cpu/isa.h"
+#include "ops/output_cache.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "asid_fast compiled kernels (registered for the ops in torch.ops.asid_fast)";
@@ -19,4 +20,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_cpu_isa", &asid::cpu::set_isa, pybind11::arg("name"),
         "Use the named CPU kernels (one of cpu_isas; error if the CPU lacks it), or 'auto'; "
         "returns the set in use.");
+  m.def("output_cache_bytes", &asid::output_cache_bytes,
+        "Bytes held in freed CPU output blocks kept for reuse.");
+  m.def("output_cache_limit", &asid::output_cache_limit, "The CPU output cache's byte limit.");
+  m.def("set_output_cache_limit", &asid::set_output_cache_limit, pybind11::arg("bytes"),
+        "Keep at most this many bytes of freed CPU output blocks (0: keep none).");
+  m.def("empty_output_cache", &asid::empty_output_cache,
+        "Return every freed CPU output block to the system.");
 }

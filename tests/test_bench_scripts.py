@@ -1,11 +1,13 @@
 """The scripts in bench/ are presets of ``asid-fast bench``: the arguments they pass parse, and
-keep the shapes and options their docstrings promise (nothing is timed here)."""
+keep the shapes and options their docstrings promise (nothing is timed here); the output cache
+A/B measures both of its cases."""
 import argparse
 import importlib.util
 from pathlib import Path
 
 import pytest
 
+from asid_fast.ops import _registry
 from asid_fast.tools import bench as B
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -50,3 +52,12 @@ def test_model_script_runs_x4_inference_and_the_x2_training_step(extra, n_runs, 
         assert (train.suites, train.scale, train.train_batch, train.train_size) == (
             "train_step", 2, 4, "64x64")
         assert (train.compare, train.json) == ("", "out/m_train_step.json")
+
+
+@pytest.mark.skipif(_registry.why_unavailable("cpu", "cpu") is not None,
+                    reason="the output cache belongs to the compiled extension")
+def test_output_cache_ab_measures_both_model_cases():
+    result = _script("output_cache_ab")._measure(1 << 30, calls=1, threads=1)
+    assert set(result) == {"inference x4 1x3x180x320", "train step x2 8x3x48x48"}
+    for r in result.values():
+        assert len(r["ms"]) == 1 and r["ms"][0] > 0 and r["faults"] >= 0

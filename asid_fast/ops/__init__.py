@@ -10,9 +10,11 @@ graph saved by torch.export or TorchScript loads in a fresh process after ``impo
 import importlib
 import pkgutil
 
+from ._output_cache import empty_output_cache, output_cache_bytes, set_output_cache_limit
 from ._registry import BACKENDS, available_backends, load_extension
 
-__all__ = ["BACKENDS", "available_backends"]
+__all__ = ["BACKENDS", "available_backends", "empty_output_cache", "output_cache_bytes",
+           "set_output_cache_limit"]
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
     _family = importlib.import_module(f"{__name__}.{_module}")
     globals().update({name: getattr(_family, name) for name in _family.__all__})

@@ -8,6 +8,7 @@
 #include "cpu/parallel.h"
 #include "ops/channel_attention.h"
 #include "ops/checks.h"
+#include "ops/output_cache.h"
 #ifdef ASID_FAST_WITH_CUDA
 #include "cuda/binding_utils.h"
 #endif
@@ -70,10 +71,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> channel_attention_fwd
   const GroupLayout l = check_channel_attention_fwd(q, k, v, temperature, mode, window);
   const int64_t c = q.size(3), groups = l.num_groups();
   const auto stats = q.options().dtype(channel_stats_dtype(q.scalar_type()));
-  at::Tensor out = at::empty(q.sizes(), q.options());
-  at::Tensor attn = at::empty({groups, c, c}, stats);
-  at::Tensor rq = at::empty({groups, c}, stats);
-  at::Tensor rk = at::empty({groups, c}, stats);
+  at::Tensor out = empty_output(q.sizes(), q.options());
+  at::Tensor attn = empty_output({groups, c, c}, stats);
+  at::Tensor rq = empty_output({groups, c}, stats);
+  at::Tensor rk = empty_output({groups, c}, stats);
   const at::Tensor t = temperature.contiguous();
   if (q.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
@@ -106,15 +107,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> channel_attention_bwd
   const at::Tensor attn = attn_in.contiguous(), rq = rq_in.contiguous(), rk = rk_in.contiguous();
   const at::Tensor t = temperature.contiguous();
   const int64_t groups = l.num_groups();
-  at::Tensor dq = at::empty(q.sizes(), q.options());
-  at::Tensor dk = at::empty(q.sizes(), q.options());
-  at::Tensor dv = at::empty(q.sizes(), q.options());
-  at::Tensor dtemperature = at::empty(temperature.sizes(), q.options());
+  at::Tensor dq = empty_output(q.sizes(), q.options());
+  at::Tensor dk = empty_output(q.sizes(), q.options());
+  at::Tensor dv = empty_output(q.sizes(), q.options());
+  at::Tensor dtemperature = empty_output(temperature.sizes(), q.options());
   if (q.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     check_cuda_limits(q.size(3));
     const c10::cuda::CUDAGuard guard(q.device());
-    at::Tensor workspace = at::empty({groups}, q.options().dtype(at::kFloat));
+    at::Tensor workspace = empty_output({groups}, q.options().dtype(at::kFloat));
     cuda::with_cuda_type(q.scalar_type(), "channel_attention_bwd", [&](auto tag) {
       using T = decltype(tag);
       auto a = bwd_args<T, float>(l, grad_out, q, k, v, t, attn, rq, rk, dq, dk, dv);

@@ -6,6 +6,7 @@
 
 #include "cpu/parallel.h"
 #include "ops/checks.h"
+#include "ops/output_cache.h"
 #include "ops/conv_chain.h"
 
 namespace asid {
@@ -31,7 +32,7 @@ at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& 
   const at::Tensor taps = w_dw.has_value() ? dwconv_taps(*w_dw, false, ld_in) : at::Tensor();
   const at::Tensor bin = padded_vector(b_in, ld_in), bdw = padded_vector(b_dw, ld_in);
   const at::Tensor wout = w_out.has_value() ? padded_rows(w_out->t(), ld_out) : at::Tensor();
-  at::Tensor out = at::empty({g.batch, g.height, g.width, wout.defined() ? k : n_mid},
+  at::Tensor out = empty_output({g.batch, g.height, g.width, wout.defined() ? k : n_mid},
                              x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_chain_fwd", [&] {
     ConvChainArgs<scalar_t> a;

@@ -7,6 +7,7 @@
 
 #include "cpu/parallel.h"
 #include "ops/checks.h"
+#include "ops/output_cache.h"
 #include "ops/depthwise_conv3x3.h"
 #ifdef ASID_FAST_WITH_CUDA
 #include "cuda/binding_utils.h"
@@ -37,7 +38,7 @@ at::Tensor dwconv_fwd(const at::Tensor& x, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias, std::string epilogue) {
   const Epilogue e = parse_epilogue(epilogue, x.size(3));
   const RowGrid g = check_dwconv(x, weight, bias, e, at::Tensor());
-  at::Tensor out = at::empty({g.batch, g.height, g.width, epilogue_channels(e, g.channels)},
+  at::Tensor out = empty_output({g.batch, g.height, g.width, epilogue_channels(e, g.channels)},
                              x.options());
   if (x.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
@@ -70,7 +71,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dwconv_bwd(
   const Epilogue e = parse_epilogue(epilogue, x.size(3));
   const RowGrid g = check_dwconv(x, weight, bias, e, grad_out);
   const int64_t c = g.channels;
-  at::Tensor dx = at::empty(x.sizes(), x.options());
+  at::Tensor dx = empty_output(x.sizes(), x.options());
   if (x.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     const c10::cuda::CUDAGuard guard(x.device());
@@ -78,9 +79,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dwconv_bwd(
     const at::Tensor taps = dwconv_taps(weight, false, c), flipped = dwconv_taps(weight, true, c);
     const at::Tensor b = contiguous_or_undefined(bias);
     const at::Tensor grad_pre =
-        e == Epilogue::kNone ? grad_out : at::empty(x.sizes(), x.options());
+        e == Epilogue::kNone ? grad_out : empty_output(x.sizes(), x.options());
     at::Tensor partials =
-        at::empty({blocks, 10, c}, x.options().dtype(cuda::acc_dtype(x.scalar_type())));
+        empty_output({blocks, 10, c}, x.options().dtype(cuda::acc_dtype(x.scalar_type())));
     cuda::with_cuda_types(x.scalar_type(), "depthwise_conv3x3_bwd", [&](auto t, auto s) {
       using T = decltype(t);
       using S = decltype(s);
@@ -106,7 +107,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> dwconv_bwd(
   const int64_t parts = cpu::fixed_parts((rows + kBackwardRowsPerPart - 1) / kBackwardRowsPerPart);
   const at::Tensor taps = dwconv_taps(weight, false, ld), flipped = dwconv_taps(weight, true, ld);
   const at::Tensor b = padded_vector(bias, ld);
-  at::Tensor sums = at::empty({10, ld}, x.options());  // 9 taps, then the bias
+  at::Tensor sums = empty_output({10, ld}, x.options());  // 9 taps, then the bias
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "depthwise_conv3x3_bwd", [&] {
     DwconvBwdArgs<scalar_t> a;
     a.fwd = fwd_args<scalar_t>(g, ld, x, taps, b, e, at::Tensor());

@@ -7,6 +7,7 @@
 
 #include "cpu/parallel.h"
 #include "ops/checks.h"
+#include "ops/output_cache.h"
 #include "ops/layer_norm.h"
 #ifdef ASID_FAST_WITH_CUDA
 #include "cuda/binding_utils.h"
@@ -62,10 +63,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_fwd(const at::Tensor& 
                                                               const at::Tensor& bias,
                                                               double eps) {
   const RowGrid g = check_layer_norm_fwd(x, weight, bias);
-  at::Tensor y = at::empty(x.sizes(), x.options());
+  at::Tensor y = empty_output(x.sizes(), x.options());
   at::Tensor mean =
-      at::empty(x.sizes().slice(0, 3), x.options().dtype(stats_dtype(x.scalar_type())));
-  at::Tensor rstd = at::empty_like(mean);
+      empty_output(x.sizes().slice(0, 3), x.options().dtype(stats_dtype(x.scalar_type())));
+  at::Tensor rstd = empty_output(mean.sizes(), mean.options());
   if (x.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     const c10::cuda::CUDAGuard guard(x.device());
@@ -98,12 +99,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor& 
                                                               const at::Tensor& rstd) {
   const RowGrid g =
       check_layer_norm_bwd(grad_y, x, weight, mean, rstd, stats_dtype(x.scalar_type()));
-  at::Tensor dx = at::empty(x.sizes(), x.options());
+  at::Tensor dx = empty_output(x.sizes(), x.options());
   if (x.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     const c10::cuda::CUDAGuard guard(x.device());
     const at::Tensor w = weight.contiguous();
-    at::Tensor partials = at::empty({2, cuda::layer_norm_bwd_blocks(g), g.channels},
+    at::Tensor partials = empty_output({2, cuda::layer_norm_bwd_blocks(g), g.channels},
                                     x.options().dtype(stats_dtype(x.scalar_type())));
     cuda::with_cuda_types(x.scalar_type(), "layer_norm_bwd", [&](auto t, auto s) {
       using T = decltype(t);
@@ -119,7 +120,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_norm_bwd(const at::Tensor& 
   }
   const int64_t ld = padded(g.channels), parts = parts_for(g);
   const at::Tensor w = padded_vector(weight, ld);
-  at::Tensor sums = at::empty({2, ld}, x.options());  // dweight, dbias
+  at::Tensor sums = empty_output({2, ld}, x.options());  // dweight, dbias
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "layer_norm_bwd", [&] {
     auto a = bwd_args<scalar_t, scalar_t>(g, ld, grad_y, x, w, mean, rstd, dx);
     const cpu::PartialSums<scalar_t> partials(parts, 2 * ld);

@@ -6,6 +6,7 @@
 
 #include "cpu/parallel.h"
 #include "ops/checks.h"
+#include "ops/output_cache.h"
 #include "ops/linear.h"
 
 namespace asid {
@@ -23,7 +24,7 @@ at::Tensor linear_fwd(at::TensorList xs_in, const at::Tensor& weight,
   const at::Tensor w_t = at::constant_pad_nd(weight.transpose(-1, -2), {0, ld_n - g.channels})
                              .contiguous();
   const at::Tensor b = padded_vector(bias, ld_n);
-  at::Tensor out = at::empty({g.batch, g.height, g.width, g.channels}, xs[0].options());
+  at::Tensor out = empty_output({g.batch, g.height, g.width, g.channels}, xs[0].options());
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), "linear_fwd", [&] {
     LinearArgs<scalar_t> a;
     a.grid = g;

@@ -7,6 +7,7 @@
 
 #include "cpu/parallel.h"
 #include "ops/checks.h"
+#include "ops/output_cache.h"
 #include "ops/window_attention.h"
 #ifdef ASID_FAST_WITH_CUDA
 #include "cuda/binding_utils.h"
@@ -99,8 +100,8 @@ std::tuple<at::Tensor, at::Tensor> window_attention_fwd(const at::Tensor& q, con
   const at::Tensor bias = contiguous_or_undefined(bias_opt);
   const GroupLayout l = check_window_attention_fwd(q, k, v, bias, mode, window);
   const int64_t n = l.group_size();
-  at::Tensor out = at::empty(q.sizes(), q.options());
-  at::Tensor attn = at::empty({l.num_groups(), n, n}, q.options());
+  at::Tensor out = empty_output(q.sizes(), q.options());
+  at::Tensor attn = empty_output({l.num_groups(), n, n}, q.options());
   if (q.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     check_cuda_limits(l, q.size(3));
@@ -132,17 +133,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> window_attention_bwd(
       check_window_attention_bwd(grad_out, grad_attn, q, k, v, attn_in, bias, mode, window);
   const at::Tensor attn = attn_in.contiguous();
   const int64_t n = l.group_size();
-  at::Tensor dq = at::empty(q.sizes(), q.options());
-  at::Tensor dk = at::empty(q.sizes(), q.options());
-  at::Tensor dv = at::empty(q.sizes(), q.options());
-  at::Tensor dbias = at::zeros({n, n}, q.options());  // stays zero without a bias
+  at::Tensor dq = empty_output(q.sizes(), q.options());
+  at::Tensor dk = empty_output(q.sizes(), q.options());
+  at::Tensor dv = empty_output(q.sizes(), q.options());
+  at::Tensor dbias = empty_output({n, n}, q.options()).zero_();  // stays zero without a bias
   if (q.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     check_cuda_limits(l, q.size(3));
     const c10::cuda::CUDAGuard guard(q.device());
     at::Tensor workspace;  // per-window dS for the dbias reduction
     if (bias.defined())
-      workspace = at::empty({l.num_groups(), n, n}, q.options().dtype(at::kFloat));
+      workspace = empty_output({l.num_groups(), n, n}, q.options().dtype(at::kFloat));
     cuda::with_cuda_type(q.scalar_type(), "window_attention_bwd", [&](auto tag) {
       using T = decltype(tag);
       auto a = bwd_args<T>(l, grad_out, grad_attn, q, k, v, attn, scale, dq, dk, dv);
@@ -171,7 +172,7 @@ at::Tensor shared_window_attention_fwd(const at::Tensor& attn_in, const at::Tens
                                        std::string mode, int64_t window) {
   const GroupLayout l = check_shared_window_attention(attn_in, v, at::Tensor(), mode, window);
   const at::Tensor attn = attn_in.contiguous();
-  at::Tensor out = at::empty(v.sizes(), v.options());
+  at::Tensor out = empty_output(v.sizes(), v.options());
   if (v.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     check_cuda_limits(l, v.size(3));
@@ -198,8 +199,8 @@ std::tuple<at::Tensor, at::Tensor> shared_window_attention_bwd(const at::Tensor&
                                                                std::string mode, int64_t window) {
   const GroupLayout l = check_shared_window_attention(attn_in, v, grad_out, mode, window);
   const at::Tensor attn = attn_in.contiguous();
-  at::Tensor dattn = at::empty(attn.sizes(), v.options());
-  at::Tensor dv = at::empty(v.sizes(), v.options());
+  at::Tensor dattn = empty_output(attn.sizes(), v.options());
+  at::Tensor dv = empty_output(v.sizes(), v.options());
   if (v.is_cuda()) {
 #ifdef ASID_FAST_WITH_CUDA
     check_cuda_limits(l, v.size(3));
