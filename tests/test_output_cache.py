@@ -93,3 +93,15 @@ def test_model_computes_the_same_with_and_without_the_cache():
         assert ops.output_cache_bytes() > 0
         got = model(x)  # runs on reused blocks
     assert torch.equal(got, expected)
+
+
+def test_memory_profiles_count_the_outputs():
+    from asid_fast.tools.bench_timing import peak_memory_mb
+
+    x, w = torch.randn(1, 8, 4096, 16), torch.randn(16, 16)  # made outside the profiled call
+    nbytes = x.numel() * x.element_size()  # the output's size; everything else is tiny
+    for limit in (0, 256 * MiB):  # a fresh block, then a cached one
+        ops.set_output_cache_limit(limit)
+        ops.linear([x], w, None, backend="cpu")
+        peak = peak_memory_mb(lambda: ops.linear([x], w, None, backend="cpu"), "cpu") * MiB
+        assert nbytes <= peak < 2 * nbytes

@@ -33,6 +33,7 @@ class OutputCache final : public c10::Allocator {
   c10::DataPtr allocate(size_t bytes) override {
     Block* b = take(bytes);
     if (b == nullptr) b = new Block{bytes ? c10::alloc_cpu(bytes) : nullptr, bytes};
+    report(b, static_cast<int64_t>(bytes));
     return {b->data, b, &release, c10::Device(c10::kCPU)};
   }
 
@@ -63,7 +64,25 @@ class OutputCache final : public c10::Allocator {
  private:
   using Lru = std::list<Block*>;  // freed blocks, least recently freed first
 
-  static void release(void* ctx) { instance().put(static_cast<Block*>(ctx)); }
+  static void release(void* ctx) {
+    Block* b = static_cast<Block*>(ctx);
+    instance().report(b, -static_cast<int64_t>(b->bytes));
+    instance().put(b);
+  }
+
+  // Tells torch.profiler (profile_memory=True) of an allocation (+bytes) or a free (-bytes), as
+  // torch's own CPU allocator does, so memory profiles and peaks include the ops' outputs.
+  void report(const Block* b, int64_t delta) {
+    int64_t live, cached;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      live_ += delta;
+      live = live_;
+      cached = cached_;
+    }
+    if (b->bytes > 0)
+      c10::reportMemoryUsageToProfiler(b->data, delta, live, live + cached, c10::Device(c10::kCPU));
+  }
 
   Block* take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -117,7 +136,8 @@ class OutputCache final : public c10::Allocator {
   std::mutex mutex_;
   Lru lru_;
   std::unordered_map<size_t, std::deque<Lru::iterator>> by_size_;  // oldest first per size
-  int64_t cached_ = 0;
+  int64_t cached_ = 0;  // bytes in freed blocks
+  int64_t live_ = 0;    // bytes in blocks handed out
   int64_t limit_ = kDefaultLimit;
 };
 
