@@ -13,8 +13,10 @@ import pkgutil
 from ._output_cache import empty_output_cache, output_cache_bytes, set_output_cache_limit
 from ._registry import BACKENDS, available_backends, load_extension
 
-__all__ = ["BACKENDS", "available_backends", "empty_output_cache", "output_cache_bytes",
-           "set_output_cache_limit"]
+# The package's own names: the dispatch and the output cache, not ops.
+PACKAGE_NAMES = ("BACKENDS", "available_backends", "empty_output_cache", "output_cache_bytes",
+                 "set_output_cache_limit")
+__all__ = list(PACKAGE_NAMES)
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
     _family = importlib.import_module(f"{__name__}.{_module}")
     globals().update({name: getattr(_family, name) for name in _family.__all__})

@@ -215,8 +215,7 @@ def op_function(spec: OpSpec):
 def ops_without_case() -> list[str]:
     """Public ops of ``asid_fast.ops`` that no :data:`OP_SPECS` entry benchmarks."""
     covered = {s.function for s in OP_SPECS}
-    return [name for name in ops.__all__
-            if name not in covered and name not in ("BACKENDS", "available_backends")]
+    return [name for name in ops.__all__ if name not in covered and name not in ops.PACKAGE_NAMES]
 
 
 def op_plan(dims, names=None) -> list:
