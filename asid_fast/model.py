@@ -9,7 +9,8 @@ strided views, and q, k, v are views of one projection. The chains LayerNorm -> 
 projections are :func:`asid_fast.ops.conv_chain.conv_chain` (one row-streamed operator on the
 CPU at inference). The attention half of each SLA/SGA (LayerNorm, projection, window attention,
 output projection, residual) is :func:`asid_fast.ops.attention_block.attention_block` (one
-Triton kernel per window at inference on the GPU). The window operators come from
+operator per block at inference: a window's tiles never leave the CPU kernel's scratch, one
+Triton program per window on the GPU). The window operators come from
 :mod:`asid_fast.ops`. ``backend`` selects the implementation of every one of them; "reference"
 computes what the reference model computes.
 """

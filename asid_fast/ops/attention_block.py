@@ -6,13 +6,18 @@ wider map is read in place), H and W multiples of ``window``; windows as in
 :mod:`asid_fast.ops.window_attention` (``mode`` "meso" or "global"); attn is
 (B H/w W/w, w², w²).
 
-Operators (``asid_fast::triton_<name>``; Triton only):
+Operators (``asid_fast::<name>``: the extension's CPU kernel; ``asid_fast::triton_<name>``: the
+Triton kernel, one program per window):
 
 * ``attention_block_fwd(x, norm_weight, norm_bias, eps, w_qkv, bias?, w_out, mode, window, scale)
   -> (y, attn)``: q, k, v = LN(x) W_qkvᵀ split in three (W_qkv (3d, d)), attn = softmax(scale
   q kᵀ + bias), y = x + (attn v) W_outᵀ (W_out (d, d)): block0's SLAk/SGAk;
 * ``shared_attention_block_fwd(x, norm_weight, norm_bias, eps, w_v, attn, w_out, mode, window)
   -> y``: y = x + (attn (LN(x) W_vᵀ)) W_outᵀ with a stored attn: the sharing groups' blocks.
+
+The CPU kernel gathers each window's pixels of x once and keeps LayerNorm, q, k, v and the
+attention output in per-window tiles, writing only y and attn, where the composition writes and
+reads q, k, v and the attention output as whole maps.
 
 Backward: recomputed through the composition (:func:`composed_attention_block`) under autograd;
 the op saves its inputs only. The public functions run the op at inference (nothing needs a
@@ -100,7 +105,7 @@ _setup, _backward = recomputing_autograd(_op_composition("auto"))
 _shared_setup, _shared_backward = recomputing_autograd(_shared_op_composition("auto"))
 
 define(OpDef(
-    name="attention_block_fwd", family=FAMILY, backends=("triton",),
+    name="attention_block_fwd", family=FAMILY, backends=("triton", "cpu"),
     schema="(Tensor x, Tensor norm_weight, Tensor norm_bias, float eps, Tensor w_qkv, "
            "Tensor? bias, Tensor w_out, str mode, int window, float scale) "
            "-> (Tensor y, Tensor attn)",
@@ -110,7 +115,7 @@ define(OpDef(
         _flops(x, w_qkv[0], window, 2),
 ))
 define(OpDef(
-    name="shared_attention_block_fwd", family=FAMILY, backends=("triton",),
+    name="shared_attention_block_fwd", family=FAMILY, backends=("triton", "cpu"),
     schema="(Tensor x, Tensor norm_weight, Tensor norm_bias, float eps, Tensor w_v, "
            "Tensor attn, Tensor w_out, str mode, int window) -> Tensor",
     fake=lambda x, *_: x.new_empty(x.shape), reference=_shared_op_composition("reference"),
