@@ -21,14 +21,11 @@ GroupLayout check_block(const at::Tensor& x, const at::Tensor& norm_weight,
                         int64_t window) {
   check_map("x", x, window);
   const int64_t d = x.size(3);
-  const std::pair<const char*, const at::Tensor*> vectors[] = {{"norm_weight", &norm_weight},
-                                                               {"norm_bias", &norm_bias}};
-  for (const auto& [name, t] : vectors) {
-    check_matrix(name, *t, {d}, x);
-    check_like(name, *t, "x", x, /*shape=*/false);
-  }
-  check_matrix(projections == 3 ? "w_qkv" : "w_v", w_in, {projections * d, d}, x);
-  check_like("w_in", w_in, "x", x, /*shape=*/false);
+  check_vector("norm_weight", norm_weight, d, x);
+  check_vector("norm_bias", norm_bias, d, x);
+  const char* w_in_name = projections == 3 ? "w_qkv" : "w_v";
+  check_matrix(w_in_name, w_in, {projections * d, d}, x);
+  check_like(w_in_name, w_in, "x", x, /*shape=*/false);
   check_matrix("w_out", w_out, {d, d}, x);
   check_like("w_out", w_out, "x", x, /*shape=*/false);
   return window_layout(mode, x, window);

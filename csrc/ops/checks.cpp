@@ -161,15 +161,11 @@ int64_t epilogue_channels(Epilogue e, int64_t channels) {
   return e == Epilogue::kGate ? channels / 2 : channels;
 }
 
-namespace {
-
 void check_vector(const char* name, const at::Tensor& t, int64_t n, const at::Tensor& x) {
   TORCH_CHECK(t.dim() == 1 && t.size(0) == n, name, " must have shape (", n, "), got ",
               t.sizes());
   check_like(name, t, "x", x, /*shape=*/false);
 }
-
-}  // namespace
 
 RowGrid check_layer_norm_fwd(const at::Tensor& x, const at::Tensor& weight,
                              const at::Tensor& bias) {

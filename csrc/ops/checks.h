@@ -19,6 +19,8 @@ void check_map(const char* name, const at::Tensor& t, int64_t window);
 // Same shape (when `shape`), device and dtype as the reference tensor.
 void check_like(const char* name, const at::Tensor& t, const char* ref_name, const at::Tensor& ref,
                 bool shape = true);
+// A (n) vector with the device and dtype of the map x.
+void check_vector(const char* name, const at::Tensor& t, int64_t n, const at::Tensor& x);
 // A contiguous-able matrix stack of the given shape, same device and dtype as ref.
 void check_matrix(const char* name, const at::Tensor& t, at::IntArrayRef shape,
                   const at::Tensor& ref);

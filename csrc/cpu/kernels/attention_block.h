@@ -45,7 +45,7 @@ void attention_block_forward(const AttentionBlockArgs<T>& a, WorkQueue& queue) {
       const T* p = a.attn_in ? a.attn_in + g * n * n : a.attn_out + g * n * n;
       if (a.projections == 3) {
         gemm(n, dp, d, ln, dp, a.w_in, ld_in, q, dp);
-        for (int64_t i = 0; i < n * dp; i += lanes<T>()) vstore(q + i, vload(q + i) * scale);
+        map_flat(n * dp, q, [&](int64_t i, int64_t c) { return load_n(q + i, c) * scale; });
         gemm(n, dp, d, ln, dp, a.w_in + a.ld_w, ld_in, k, dp);
         transpose_tile(k, dp, n, d, kt, np);
         gemm(n, dp, d, ln, dp, a.w_in + 2 * a.ld_w, ld_in, v, dp);
