@@ -7,7 +7,7 @@ also reads channel concatenations in place and adds biases and residuals), chann
 strided views, and q, k, v are views of one projection. The chains LayerNorm -> 1x1 -> depthwise
 3x3 -> GELU / gate -> 1x1 + residual of the gated FFNs, the local modules and the attention
 projections are :func:`asid_fast.ops.conv_chain.conv_chain` (one row-streamed operator on the
-CPU at inference). The attention half of each SLA/SGA (LayerNorm, projection, window attention,
+CPU, its backward another). The attention half of each SLA/SGA (LayerNorm, projection, window attention,
 output projection, residual) is :func:`asid_fast.ops.attention_block.attention_block` (one
 operator per block at inference: a window's tiles never leave the CPU kernel's scratch, one
 Triton program per window on the GPU). The window operators come from

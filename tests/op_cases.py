@@ -285,20 +285,42 @@ CHAIN_SHAPES = [  # label, K, n_in, norm, b_in, gelu_in, dw ("bias", "plain", No
 ]
 
 
-def _chain(label, k, n_in, norm, b_in, gelu_in, dw, epilogue, w_out, strided):
+def _chain(label, k, n_in, norm, b_in, gelu_in, dw, epilogue, w_out, strided, h=5, w=6):
+    n_mid = n_in // 2 if epilogue == "gate" else n_in
+
     def fwd(dtype, device):
         v = Values(label, dtype, device)
-        n_mid = n_in // 2 if epilogue == "gate" else n_in
-        x = v.randn(2, 5, 6, k + 3)[..., 3:] if strided else v.randn(2, 5, 6, k)
+        x = v.randn(2, h, w, k + 3)[..., 3:] if strided else v.randn(2, h, w, k)
         return [x, v.randn(k) if norm else None, v.randn(k) if norm else None, 1e-6,
                 v.randn(n_in, k, scale=k ** -0.5), v.randn(n_in) if b_in else None, gelu_in,
                 v.randn(n_in, 1, 3, 3, scale=1 / 3) if dw else None,
                 v.randn(n_in) if dw == "bias" else None, epilogue,
                 v.randn(k, n_mid, scale=n_mid ** -0.5) if w_out else None]
-    return fwd
+
+    def bwd(dtype, device):
+        grad_out = Values(label + "/grad", dtype, device).randn(2, h, w, k if w_out else n_mid)
+        return [grad_out, *fwd(dtype, device)]
+    return fwd, bwd
 
 
 SMALL_CHAINS = ("gated FFN", "local module head", "window attention qkv", "no dw with w_out")
+# CHAIN_SHAPES' fields, then the map's height and width: the backward's work parts hold 16 image
+# rows, so these maps (2 x 37 image rows) have 5 parts, with rows recomputed next to their ends
+TALL_CHAINS = [
+    ("gated FFN 37 rows", 12, 24, True, False, False, "plain", "gate", True, True, 37, 7),
+    ("local module head 37 rows", 12, 12, False, True, True, "bias", "gelu", False, False, 37, 3),
+]
+
+
+def _chain_cases():
+    cases = []
+    for shape in CHAIN_SHAPES + TALL_CHAINS:
+        label, small = shape[0], shape[0] in SMALL_CHAINS
+        fwd, bwd = _chain(*shape)
+        if shape in CHAIN_SHAPES:
+            cases.append(Case("conv_chain_fwd", label, fwd, small))
+        cases.append(Case("conv_chain_bwd", label, bwd, small))
+    return cases
 
 LINEAR_SHAPES = [  # label, input widths, N, bias, residual, per-image weights, strided
     ("k36 n108", (36,), 108, False, False, False, False),
@@ -323,8 +345,7 @@ def _linear(label, widths, n, bias, residual, per_image, strided):
 
 CASES = (_window_cases() + _channel_cases() + _layer_norm_cases() + _dwconv_cases()
          + _attention_block_cases()
-         + [Case("conv_chain_fwd", s[0], _chain(*s), small=s[0] in SMALL_CHAINS)
-            for s in CHAIN_SHAPES]
+         + _chain_cases()
          + [Case("linear_fwd", s[0], _linear(*s)) for s in LINEAR_SHAPES])
 assert {c.op for c in CASES} == set(OPS), "every registered op needs cases"
 

@@ -22,7 +22,8 @@ REPRESENTATIVE = {("window_attention_bwd", "d24 meso"), ("window_attention_fwd",
                   ("channel_attention_bwd", "c48 cell"), ("channel_attention_fwd", "c48 window"),
                   ("layer_norm_bwd", "c13"), ("depthwise_conv3x3_bwd", "c26 gate strided"),
                   ("depthwise_conv3x3_fwd", "c9 gelu bias strided"),
-                  ("conv_chain_fwd", "gated FFN"), ("linear_fwd", "cat(y, loc)"),
+                  ("conv_chain_fwd", "gated FFN"), ("conv_chain_bwd", "gated FFN 37 rows"),
+                  ("linear_fwd", "cat(y, loc)"),
                   ("attention_block_fwd", "w3 d7 meso"),
                   ("shared_attention_block_fwd", "d24 global no bias")}
 REPRESENTATIVE_CASES = [c for c in CASES if (c.op, c.label) in REPRESENTATIVE]

@@ -5,6 +5,7 @@ documented; bad arguments get clear errors from the public functions and from th
 called directly; a missing extension falls back with one warning."""
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -274,11 +275,13 @@ def test_compiled_ops_called_directly_check_their_arguments():
 
 
 @EXTENSION
-def test_public_conv_chain_streams_only_without_gradients():
-    """The streamed operator serves inference; with a gradient the chain runs as the composition
-    (which saves its activations): both agree with the reference."""
+def test_public_conv_chain_runs_the_op_where_it_has_a_fused_backward(monkeypatch):
+    """On the CPU the streamed operator serves inference and training (its backward is the fused
+    conv_chain_bwd); a backend without a fused backward runs the composition under autograd
+    (which saves its activations). All agree with the reference."""
     from op_cases import CASES
 
+    chain_module = importlib.import_module("asid_fast.ops.conv_chain")
     case = next(c for c in CASES if c.op == "conv_chain_fwd" and c.label == "gated FFN")
     x, nw, nb, eps, w_in, b_in, gelu_in, w_dw, b_dw, epilogue, w_out = case.make(torch.float64,
                                                                                "cpu")
@@ -287,10 +290,25 @@ def test_public_conv_chain_streams_only_without_gradients():
     def chain(x):
         return ops.conv_chain(x, w_in, w_dw, norm=(nw, nb, eps), b_in=b_in, gelu_in=gelu_in,
                               b_dw=b_dw, epilogue=epilogue, w_out=w_out, backend="cpu")
-    with torch.autograd.profiler.profile() as prof:
-        with torch.no_grad():
-            streamed = chain(x)
-        composed = chain(x.clone().requires_grad_())
-    names = [e.name for e in prof.function_events]
-    assert names.count("asid_fast::conv_chain_fwd") == 1
-    assert (streamed - want).abs().max() <= 1e-12 and (composed - want).abs().max() <= 1e-12
+
+    def ops_called(fn):
+        with torch.autograd.profiler.profile() as prof:
+            out = fn()
+        names = [e.name for e in prof.function_events]
+        return out, {n: names.count(f"asid_fast::{n}")
+                     for n in ("conv_chain_fwd", "conv_chain_bwd")}
+
+    def train():
+        out = chain(x.clone().requires_grad_())
+        out.backward(torch.ones_like(out))
+        return out.detach()
+    with torch.no_grad():
+        streamed, called = ops_called(lambda: chain(x))
+    assert called == {"conv_chain_fwd": 1, "conv_chain_bwd": 0}
+    trained, called = ops_called(train)
+    assert called == {"conv_chain_fwd": 1, "conv_chain_bwd": 1}
+    monkeypatch.setattr(chain_module, "OPS_WITH_FUSED_BACKWARD", ())
+    composed, called = ops_called(train)
+    assert called == {"conv_chain_fwd": 0, "conv_chain_bwd": 0}
+    for out in (streamed, trained, composed):
+        assert (out - want).abs().max() <= 1e-12

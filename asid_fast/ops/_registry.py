@@ -90,6 +90,10 @@ class _LibraryOps:
     def __getattr__(self, name):
         return getattr(getattr(torch.ops, NAMESPACE), self._prefix + name).default
 
+    def has(self, name) -> bool:
+        """Whether this library defines the op ``name``."""
+        return hasattr(getattr(torch.ops, NAMESPACE), self._prefix + name)
+
 
 def define(op: OpDef) -> OpDef:
     """Register ``op`` in every library that implements it (schema, fake kernel, autograd,
@@ -143,8 +147,8 @@ def recomputing_autograd(compose: Callable) -> tuple[Callable, Callable]:
         ctx.others = [None if is_tensor else t for t, is_tensor in zip(inputs, ctx.is_tensor)]
 
     def backward(_ops, ctx, *grads):
-        saved = iter(ctx.saved_tensors)
-        tensors = [next(saved) if is_tensor else None for is_tensor in ctx.is_tensor]
+        tensors = [a if is_tensor else None
+                   for a, is_tensor in zip(saved_arguments(ctx), ctx.is_tensor)]
 
         def outputs(*ts):
             out = compose(*[t if is_tensor else other
@@ -152,6 +156,13 @@ def recomputing_autograd(compose: Callable) -> tuple[Callable, Callable]:
             return out if isinstance(out, tuple) else (out,)
         return tuple(reference_gradients(outputs, tensors, grads))
     return setup_context, backward
+
+
+def saved_arguments(ctx) -> list:
+    """The op's arguments as the setup_context of :func:`recomputing_autograd` saved them."""
+    saved = iter(ctx.saved_tensors)
+    return [next(saved) if is_tensor else other
+            for is_tensor, other in zip(ctx.is_tensor, ctx.others)]
 
 
 # ---- the compiled extension and Triton ---------------------------------------------------------

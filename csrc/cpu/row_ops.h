@@ -42,6 +42,30 @@ inline void normalize_row(const T* x, int64_t C, const T* w, const T* b, T eps, 
   *rstd = r;
 }
 
+// The backward of normalize_row for one pixel's gradient g: dx[c] = rstd (g w - mean(g w) -
+// xhat mean(g w xhat)) with xhat = (x - mean) rstd; dweight[c] += g xhat, dbias[c] += g.
+template <typename T>
+inline void normalize_row_backward(const T* x, const T* g, int64_t C, const T* w, T mean, T rstd,
+                                   T* dx, T* dweight, T* dbias) {
+  vec_t<T> s1{}, s2{};
+  for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
+    constexpr bool F = decltype(full)::value;
+    const vec_t<T> gv = load_c<F>(g + c, C) * mask, xh = (load_c<F>(x + c, C) - mean) * rstd;
+    const vec_t<T> gw = gv * vload(w + c);
+    s1 += gw;
+    s2 += gw * xh;
+    vstore(dweight + c, vload(dweight + c) + gv * xh);
+    vstore(dbias + c, vload(dbias + c) + gv);
+  });
+  const T m1 = hsum<T>(s1) / T(C), m2 = hsum<T>(s2) / T(C);
+  for_channel_vectors<T>(C, [&](int64_t c, auto full) {
+    constexpr bool F = decltype(full)::value;
+    const vec_t<T> xh = (load_c<F>(x + c, C) - mean) * rstd;
+    const vec_t<T> gw = load_c<F>(g + c, C) * vload(w + c);
+    store_c<F>(dx + c, rstd * (gw - m1 - xh * m2), C);
+  });
+}
+
 // Rows h-1, h, h+1 of image row bh = b * H + h of a map, `zero_row` for rows outside the image.
 template <typename T, typename M>
 inline void image_rows(const RowGrid& g, const MapView<M>& m, int64_t bh, const T* zero_row,

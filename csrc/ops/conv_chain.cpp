@@ -1,6 +1,7 @@
-// Entry of conv_chain_fwd (schema: asid_fast/ops/conv_chain.py) for CPU tensors: argument
-// checks, transposed and padded parameter copies, the output, the kernel arguments and the launch
-// (cpu/kernels/conv_chain.h). Its autograd is the Python formula (recomputation).
+// Entries of conv_chain_fwd and conv_chain_bwd (schemas: asid_fast/ops/conv_chain.py) for CPU
+// tensors: argument checks, transposed and padded parameter copies, outputs and partial sums, the
+// kernel arguments and the launch (cpu/kernels/conv_chain.h). The forward's autograd is the
+// Python formula (conv_chain_bwd).
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
@@ -14,6 +15,34 @@ namespace {
 
 // Each part projects the two image rows around it once more: parts of at least 8 rows.
 constexpr int64_t kMinRowsPerPart = 8;
+// The backward recomputes two more rows of the depthwise gradient (and four of the projection)
+// per part.
+constexpr int64_t kBackwardRowsPerPart = 16;
+
+template <typename T>
+ConvChainArgs<T> chain_args(const RowGrid& g, const at::Tensor& x, const at::Tensor& nw,
+                            const at::Tensor& nb, double eps, const at::Tensor& win, int64_t n_in,
+                            int64_t ld_in, const at::Tensor& bin, bool gelu_in,
+                            const at::Tensor& taps, const at::Tensor& bdw, Epilogue e,
+                            const at::Tensor& wout, int64_t ld_out) {
+  ConvChainArgs<T> a;
+  a.grid = g;
+  a.x = map_view<const T>(x);
+  a.norm_weight = data_or_null<const T>(nw);
+  a.norm_bias = data_or_null<const T>(nb);
+  a.eps = eps;
+  a.w_in = win.data_ptr<T>();
+  a.n_in = n_in;
+  a.ld_in = ld_in;
+  a.b_in = data_or_null<const T>(bin);
+  a.gelu_in = gelu_in;
+  a.taps = data_or_null<const T>(taps);
+  a.b_dw = data_or_null<const T>(bdw);
+  a.epilogue = e;
+  a.w_out = data_or_null<const T>(wout);
+  a.ld_out = ld_out;
+  return a;
+}
 
 at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& norm_weight,
                           const std::optional<at::Tensor>& norm_bias, double eps,
@@ -35,22 +64,8 @@ at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& 
   at::Tensor out = empty_output({g.batch, g.height, g.width, wout.defined() ? k : n_mid},
                              x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_chain_fwd", [&] {
-    ConvChainArgs<scalar_t> a;
-    a.grid = g;
-    a.x = map_view<const scalar_t>(x);
-    a.norm_weight = data_or_null<const scalar_t>(nw);
-    a.norm_bias = data_or_null<const scalar_t>(nb);
-    a.eps = eps;
-    a.w_in = win.data_ptr<scalar_t>();
-    a.n_in = n_in;
-    a.ld_in = ld_in;
-    a.b_in = data_or_null<const scalar_t>(bin);
-    a.gelu_in = gelu_in;
-    a.taps = data_or_null<const scalar_t>(taps);
-    a.b_dw = data_or_null<const scalar_t>(bdw);
-    a.epilogue = e;
-    a.w_out = data_or_null<const scalar_t>(wout);
-    a.ld_out = ld_out;
+    ConvChainArgs<scalar_t> a = chain_args<scalar_t>(g, x, nw, nb, eps, win, n_in, ld_in, bin,
+                                                     gelu_in, taps, bdw, e, wout, ld_out);
     a.out = out.data_ptr<scalar_t>();
     cpu::run_kernel(ASID_CPU_KERNEL(conv_chain, scalar_t), a, rows,
                     cpu::balanced_parts(rows, kMinRowsPerPart));
@@ -58,8 +73,77 @@ at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& 
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+           at::Tensor>
+conv_chain_bwd(const at::Tensor& grad_out, const at::Tensor& x,
+               const std::optional<at::Tensor>& norm_weight,
+               const std::optional<at::Tensor>& norm_bias, double eps, const at::Tensor& w_in,
+               const std::optional<at::Tensor>& b_in, bool gelu_in,
+               const std::optional<at::Tensor>& w_dw, const std::optional<at::Tensor>& b_dw,
+               std::string epilogue, const std::optional<at::Tensor>& w_out) {
+  const int64_t n_in = w_in.size(0);
+  const Epilogue e = parse_epilogue(epilogue, n_in);
+  const RowGrid g = check_conv_chain(x, norm_weight, norm_bias, w_in, b_in, w_dw, b_dw, e, w_out);
+  const int64_t k = g.channels, n_mid = epilogue_channels(e, n_in);
+  const int64_t k_out = w_out.has_value() ? k : n_mid;
+  TORCH_CHECK(grad_out.dim() == 4 && grad_out.size(0) == g.batch && grad_out.size(1) == g.height &&
+                  grad_out.size(2) == g.width && grad_out.size(3) == k_out,
+              "grad_out must be (", g.batch, ", ", g.height, ", ", g.width, ", ", k_out,
+              "), got ", grad_out.sizes());
+  check_like("grad_out", grad_out, "x", x, /*shape=*/false);
+  const int64_t ld_k = padded(k), ld_in = padded(n_in), ld_mid = padded(n_mid);
+  const int64_t rows = g.batch * g.height;
+  const int64_t parts = cpu::fixed_parts((rows + kBackwardRowsPerPart - 1) / kBackwardRowsPerPart);
+  const at::Tensor go = grad_out.contiguous();
+  const at::Tensor nw = padded_vector(norm_weight, ld_k), nb = padded_vector(norm_bias, ld_k);
+  const at::Tensor win = padded_rows(w_in.t(), ld_in), w_in_rows = padded_rows(w_in, ld_k);
+  const at::Tensor taps = w_dw.has_value() ? dwconv_taps(*w_dw, false, ld_in) : at::Tensor();
+  const at::Tensor flipped = w_dw.has_value() ? dwconv_taps(*w_dw, true, ld_in) : at::Tensor();
+  const at::Tensor bin = padded_vector(b_in, ld_in), bdw = padded_vector(b_dw, ld_in);
+  const at::Tensor wout = w_out.has_value() ? padded_rows(w_out->t(), ld_k) : at::Tensor();
+  const at::Tensor w_out_rows = w_out.has_value() ? padded_rows(*w_out, ld_mid) : at::Tensor();
+  const ChainGradLayout layout(k, ld_k, n_in, ld_in, ld_mid);
+  at::Tensor dx = empty_output(x.sizes(), x.options());
+  at::Tensor sums = empty_output({layout.size}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_chain_bwd", [&] {
+    ConvChainBwdArgs<scalar_t> a;
+    a.fwd = chain_args<scalar_t>(g, x, nw, nb, eps, win, n_in, ld_in, bin, gelu_in, taps, bdw, e,
+                                 wout, ld_k);
+    a.grad_out = go.data_ptr<scalar_t>();
+    a.w_in_rows = w_in_rows.data_ptr<scalar_t>();
+    a.w_out_rows = data_or_null<const scalar_t>(w_out_rows);
+    a.flipped_taps = data_or_null<const scalar_t>(flipped);
+    a.ld_k = ld_k;
+    a.ld_mid = ld_mid;
+    a.dx = dx.data_ptr<scalar_t>();
+    const cpu::PartialSums<scalar_t> partials(parts, layout.size);
+    a.partials = partials.data();
+    cpu::run_kernel(ASID_CPU_KERNEL(conv_chain_backward, scalar_t), a, rows, parts);
+    partials.sum_into(sums.data_ptr<scalar_t>());
+  });
+  const auto block = [&](int64_t offset, int64_t size) { return sums.narrow(0, offset, size); };
+  const auto matrix = [&](int64_t offset, int64_t r, int64_t ld, int64_t cols) {
+    return block(offset, r * ld).view({r, ld}).narrow(1, 0, cols);
+  };
+  const auto none = [&] { return x.new_empty({0}); };  // a distinct tensor per absent gradient
+  const bool norm = norm_weight.has_value();
+  return {dx,
+          norm ? block(layout.norm_weight, k).clone() : none(),
+          norm ? block(layout.norm_bias, k).clone() : none(),
+          matrix(layout.w_in, n_in, ld_k, k).contiguous(),
+          block(layout.b_in, n_in).clone(),
+          w_dw.has_value()
+              ? matrix(layout.taps, 9, ld_in, n_in).t().contiguous().view({n_in, 1, 3, 3})
+              : none(),
+          w_dw.has_value() ? block(layout.b_dw, n_in).clone() : none(),
+          w_out.has_value() ? matrix(layout.w_out, k, ld_mid, n_mid).contiguous() : none()};
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(asid_fast, CPU, m) { m.impl("conv_chain_fwd", &conv_chain_fwd); }
+TORCH_LIBRARY_IMPL(asid_fast, CPU, m) {
+  m.impl("conv_chain_fwd", &conv_chain_fwd);
+  m.impl("conv_chain_bwd", &conv_chain_bwd);
+}
 
 }  // namespace asid

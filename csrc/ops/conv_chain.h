@@ -35,6 +35,39 @@ struct ConvChainArgs {
   T* out = nullptr;  // contiguous
 };
 
+// Where each parameter's gradient lies in one work part's row of partial sums (element offsets;
+// every block padded): LayerNorm weight and bias (ld_k each), dW_in as torch stores W_in
+// (n_in, ld_k), b_in (ld_in), the taps (9, ld_in) then b_dw (ld_in), dW_out as torch stores W_out
+// (K, ld_mid). Absent parameters keep their blocks (b_in and b_dw get the gradient of a zero bias).
+struct ChainGradLayout {
+  int64_t norm_weight, norm_bias, w_in, b_in, taps, b_dw, w_out, size;
+  ChainGradLayout(int64_t k, int64_t ld_k, int64_t n_in, int64_t ld_in, int64_t ld_mid)
+      : norm_weight(0),
+        norm_bias(ld_k),
+        w_in(2 * ld_k),
+        b_in(w_in + n_in * ld_k),
+        taps(b_in + ld_in),
+        b_dw(taps + 9 * ld_in),
+        w_out(b_dw + ld_in),
+        size(w_out + k * ld_mid) {}
+};
+
+// The chain's backward for grad_out (contiguous, out's shape), recomputing the forward row by row
+// from x: dx (contiguous (B, H, W, K); x's gradient, the residual's included) and the parameter
+// gradients, which the kernel ADDS into its work part's row of partial sums (ChainGradLayout).
+template <typename T>
+struct ConvChainBwdArgs {
+  ConvChainArgs<T> fwd;  // the forward's arguments (out unused)
+  const T* grad_out = nullptr;
+  const T* w_in_rows = nullptr;     // W_in (n_in, ld_k), zero padded
+  const T* w_out_rows = nullptr;    // W_out (K, ld_mid), zero padded; null without w_out
+  const T* flipped_taps = nullptr;  // taps[8 - t] (9, ld_in); null without taps
+  int64_t ld_k = 0, ld_mid = 0;
+  T* dx = nullptr;
+  T* partials = nullptr;  // parts x ChainGradLayout::size
+};
+
 ASID_DECLARE_CPU_KERNEL(conv_chain, ConvChainArgs)
+ASID_DECLARE_CPU_KERNEL(conv_chain_backward, ConvChainBwdArgs)
 
 }  // namespace asid
