@@ -123,7 +123,7 @@ def _esa(esa, x, backend):
     c3 = F.interpolate(F.conv2d(v, esa.conv3.weight, esa.conv3.bias, padding=1),
                        size=x.shape[1:3], mode="bilinear", align_corners=False)
     f = linear([c1_], _w(esa.conv_f), esa.conv_f.bias, _nhwc(c3), backend=backend)  # c3 + conv_f
-    return x * torch.sigmoid(linear([f], _w(esa.conv4), esa.conv4.bias, backend=backend))
+    return linear([f], _w(esa.conv4), esa.conv4.bias, gate=x, backend=backend)  # x sigmoid(conv4)
 
 
 def _group(group, x, attns, backend):

@@ -322,16 +322,18 @@ def _chain_cases():
         cases.append(Case("conv_chain_bwd", label, bwd, small))
     return cases
 
-LINEAR_SHAPES = [  # label, input widths, N, bias, residual, per-image weights, strided
-    ("k36 n108", (36,), 108, False, False, False, False),
-    ("cat(y, loc)", (36, 12), 48, True, False, False, True),
-    ("four inputs", (12, 12, 12, 12), 48, True, False, False, True),
-    ("per-image weights", (24,), 24, True, True, True, False),
-    ("k13 residual", (13,), 13, False, True, False, True),
+LINEAR_SHAPES = [  # label, input widths, N, bias, residual, per-image weights, strided, gate
+    ("k36 n108", (36,), 108, False, False, False, False, False),
+    ("cat(y, loc)", (36, 12), 48, True, False, False, True, False),
+    ("four inputs", (12, 12, 12, 12), 48, True, False, False, True, False),
+    ("per-image weights", (24,), 24, True, True, True, False, False),
+    ("k13 residual", (13,), 13, False, True, False, True, False),
+    ("ESA gate k16 n44", (16,), 44, True, False, False, False, True),
+    ("gate and residual n13", (13,), 13, False, True, True, True, True),
 ]
 
 
-def _linear(label, widths, n, bias, residual, per_image, strided):
+def _linear(label, widths, n, bias, residual, per_image, strided, gate):
     def fwd(dtype, device):
         v = Values(label, dtype, device)
         k = sum(widths)
@@ -339,7 +341,9 @@ def _linear(label, widths, n, bias, residual, per_image, strided):
               for w in widths]
         weight = v.randn(2, n, k, scale=k ** -0.5) if per_image else v.randn(n, k, scale=k ** -0.5)
         return [xs, weight, v.randn(n) if bias else None,
-                v.randn(2, 5, 6, n) if residual else None]
+                v.randn(2, 5, 6, n) if residual else None,
+                (v.randn(2, 5, 6, n + 4)[..., 2:-2] if strided else v.randn(2, 5, 6, n)) if gate
+                else None]
     return fwd
 
 

@@ -145,8 +145,10 @@ def _gradcheck_inputs():
                                                                       "global", 2),
                                         [r(2, 4, 6, 3), r(3), r(3), r(3, 3),
                                          r(12, 4, 4).softmax(-1), r(3, 3)])],
-        "linear_fwd": [(lambda a, b, w, bias, res: ([a, b], w, bias, res),
-                        [r(2, 3, 4, 5), r(2, 3, 4, 3), r(2, 6, 8), r(6), r(2, 3, 4, 6)])],
+        "linear_fwd": [(lambda a, b, w, bias, res: ([a, b], w, bias, res, None),
+                        [r(2, 3, 4, 5), r(2, 3, 4, 3), r(2, 6, 8), r(6), r(2, 3, 4, 6)]),
+                       (lambda a, w, bias, res, gate: ([a], w, bias, res, gate),
+                        [r(2, 3, 4, 5), r(6, 5), r(6), r(2, 3, 4, 6), r(2, 3, 4, 6)])],
     }
 
 

@@ -113,7 +113,7 @@ def test_linear_flop_formula():
     so the forward only)."""
     xs = [torch.randn(2, 3, 4, 5, device="meta"), torch.randn(2, 3, 4, 7, device="meta")]
     w = torch.randn(6, 12, device="meta")
-    count = FL.count_full_rule(torch.ops.asid_fast.linear_fwd, xs, w, None, None)
+    count = FL.count_full_rule(torch.ops.asid_fast.linear_fwd, xs, w, None, None, None)
     assert count == 2 * 2 * 3 * 4 * 12 * 6 == FL.count_full_rule(ops.linear, xs, w,
                                                                  backend="reference")
 
@@ -269,9 +269,11 @@ def test_compiled_ops_called_directly_check_their_arguments():
     with pytest.raises(RuntimeError, match="unit channel stride"):
         ns.layer_norm_fwd(x.transpose(2, 3), torch.ones(4), torch.ones(4), 1e-6)
     with pytest.raises(RuntimeError, match="weight must be"):
-        ns.linear_fwd([x], torch.randn(3, 5), None, None)
+        ns.linear_fwd([x], torch.randn(3, 5), None, None, None)
     with pytest.raises(RuntimeError, match="residual must have shape"):
-        ns.linear_fwd([x], torch.randn(3, 6), None, torch.randn(1, 4, 4, 4))
+        ns.linear_fwd([x], torch.randn(3, 6), None, torch.randn(1, 4, 4, 4), None)
+    with pytest.raises(RuntimeError, match="gate must have shape"):
+        ns.linear_fwd([x], torch.randn(3, 6), None, None, torch.randn(1, 4, 4, 4))
 
 
 @EXTENSION

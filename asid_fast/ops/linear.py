@@ -1,16 +1,18 @@
 """Fused per-pixel linear map (ASID's 1x1 convolutions and Linear layers) on channels-last maps:
 
-    out = residual + [x_0 | x_1 | ...] Wᵀ + bias
+    pre = residual + [x_0 | x_1 | ...] Wᵀ + bias
+    out = gate * sigmoid(pre) if a gate is given (ESA's last step), else pre
 
 The inputs (one to four (B, H, W, k_i) maps with a unit channel stride, e.g. channel slices) are
 concatenated along channels without a copy: the product is split along its reduction. W is
 (N, K), or (B, N, K) with one matrix per image (the local module folds its squeeze-excitation
-scale into its last conv that way). bias (N,) and residual (B, H, W, N) are optional.
+scale into its last conv that way). bias (N,), residual and gate (B, H, W, N) are optional.
 
-Operator ``asid_fast::linear_fwd(xs, weight, bias?, residual?) -> out`` (CPU kernels of the
-extension): one pass per image row, the bias and residual added as the row is stored. Its
-autograd (plain matmuls) is registered in C++ (csrc/ops/autograd.cpp). Elsewhere, and for
-``backend="reference"``, the map is torch.cat, matmul and add.
+Operator ``asid_fast::linear_fwd(xs, weight, bias?, residual?, gate?) -> out`` (CPU kernels of
+the extension): one pass per image row, the bias, residual and gate applied as the row is stored.
+Its autograd (plain matmuls; with a gate, pre recomputed by the op) is registered in C++
+(csrc/ops/autograd.cpp). Elsewhere, and for ``backend="reference"``, the map is torch.cat,
+matmul, add and sigmoid.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ FAMILY = "linear"
 MAX_INPUTS = 4
 
 
-def composed_linear(xs, weight, bias=None, residual=None):
-    """The map with torch.cat, matmul and add."""
+def composed_linear(xs, weight, bias=None, residual=None, gate=None):
+    """The map with torch.cat, matmul, add and sigmoid."""
     x = xs[0] if len(xs) == 1 else torch.cat(xs, dim=-1)
     if weight.dim() == 2:
         out = F.linear(x, weight, bias)
@@ -34,7 +36,9 @@ def composed_linear(xs, weight, bias=None, residual=None):
         out = torch.matmul(x.flatten(1, 2), weight.transpose(1, 2)).view(*x.shape[:3], -1)
         if bias is not None:
             out = out + bias
-    return out if residual is None else out + residual
+    if residual is not None:
+        out = out + residual
+    return out if gate is None else gate * torch.sigmoid(out)
 
 
 def _flops(xs, weight, *_, **__):
@@ -44,21 +48,23 @@ def _flops(xs, weight, *_, **__):
 
 define(OpDef(
     name="linear_fwd", family=FAMILY, backends=("cpu",), cpp_autograd=True,
-    schema="(Tensor[] xs, Tensor weight, Tensor? bias, Tensor? residual) -> Tensor",
-    fake=lambda xs, weight, bias, residual: xs[0].new_empty((*xs[0].shape[:3], weight.shape[-2])),
+    schema="(Tensor[] xs, Tensor weight, Tensor? bias, Tensor? residual, Tensor? gate) -> Tensor",
+    fake=lambda xs, weight, bias, residual, gate: xs[0].new_empty((*xs[0].shape[:3],
+                                                                   weight.shape[-2])),
     reference=composed_linear, flops=_flops,
 ))
 
 
-def linear(xs, weight, bias=None, residual=None, *, backend="auto"):
-    """residual + cat(xs) Wᵀ + bias -> contiguous (B, H, W, N) (see the module docstring)."""
+def linear(xs, weight, bias=None, residual=None, *, gate=None, backend="auto"):
+    """residual + cat(xs) Wᵀ + bias, or gate * sigmoid(that) -> contiguous (B, H, W, N) (see the
+    module docstring)."""
     xs = list(xs)
     if not 1 <= len(xs) <= MAX_INPUTS:
         raise ValueError(f"xs must hold 1 to {MAX_INPUTS} maps, got {len(xs)}")
-    *xs, weight, bias, residual = autocast_inputs(*xs, weight, bias, residual)
+    *xs, weight, bias, residual, gate = autocast_inputs(*xs, weight, bias, residual, gate)
     fused = (compiled_backend("linear_fwd", backend, xs[0].device.type, xs[0].dtype) is not None
              and all(x.stride(-1) == 1 for x in xs)
-             and (residual is None or residual.stride(-1) == 1))
+             and all(t is None or t.stride(-1) == 1 for t in (residual, gate)))
     if not fused:
-        return composed_linear(xs, weight, bias, residual)
-    return torch.ops.asid_fast.linear_fwd(xs, weight, bias, residual)
+        return composed_linear(xs, weight, bias, residual, gate)
+    return torch.ops.asid_fast.linear_fwd(xs, weight, bias, residual, gate)

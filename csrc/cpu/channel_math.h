@@ -119,6 +119,20 @@ inline vec_t<double> normal_pdf(vec_t<double> x) {
   return pdf;
 }
 
+// sigmoid(x) = 1 / (1 + exp(-x)), from e = exp(-|x|) <= 1 (no overflow): 1 / (1 + e) for x >= 0,
+// e / (1 + e) below.
+inline f32v sigmoid(f32v x) {
+  const f32v e = exp_nonpositive(x < 0.0f ? x : -x), r = 1.0f / (1.0f + e);
+  return x < 0.0f ? e * r : r;
+}
+
+// double: libm per lane.
+inline vec_t<double> sigmoid(vec_t<double> x) {
+  vec_t<double> s;
+  for (int i = 0; i < lanes<double>(); ++i) s[i] = 1.0 / (1.0 + std::exp(-x[i]));
+  return s;
+}
+
 template <typename V>
 inline V gelu(V x) {
   return x * normal_cdf(x);

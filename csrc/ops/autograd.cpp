@@ -96,34 +96,65 @@ at::Tensor dwconv_autograd(const at::Tensor& x, const at::Tensor& weight,
 
 // ---- linear map -------------------------------------------------------------------------------
 
-// out = residual + cat(xs) W^T + bias (W: (N, K) or per image (B, N, K)); backward as matmuls.
+using LinearOp = at::Tensor(at::TensorList, const at::Tensor&, const std::optional<at::Tensor>&,
+                            const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
+
+bool given(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
+
+std::optional<at::Tensor> optional(const at::Tensor& t) {
+  return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
+}
+
+// pre = residual + cat(xs) W^T + bias (W: (N, K) or per image (B, N, K)), out = gate * sigmoid(pre)
+// with a gate, else pre; backward as matmuls. With a gate the op saves bias, residual and gate and
+// its backward recomputes pre (one more call of the op without the gate).
 class LinearFn : public torch::autograd::Function<LinearFn> {
  public:
   static at::Tensor forward(AutogradContext* ctx, at::TensorList xs, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias,
-                            const std::optional<at::Tensor>& residual) {
-    static const auto fwd =
-        op<at::Tensor(at::TensorList, const at::Tensor&, const std::optional<at::Tensor>&,
-                      const std::optional<at::Tensor>&)>("asid_fast::linear_fwd");
+                            const std::optional<at::Tensor>& residual,
+                            const std::optional<at::Tensor>& gate) {
+    static const auto fwd = op<LinearOp>("asid_fast::linear_fwd");
     at::AutoDispatchBelowADInplaceOrView guard;
     variable_list saved(xs.begin(), xs.end());
     saved.push_back(weight);
+    if (given(gate)) {
+      saved.push_back(given(bias) ? *bias : at::Tensor());
+      saved.push_back(given(residual) ? *residual : at::Tensor());
+      saved.push_back(*gate);
+    }
     ctx->save_for_backward(saved);
-    ctx->saved_data["has_bias"] = bias.has_value() && bias->defined();
-    ctx->saved_data["has_residual"] = residual.has_value() && residual->defined();
-    return fwd.call(xs, weight, bias, residual);
+    ctx->saved_data["inputs"] = static_cast<int64_t>(xs.size());
+    ctx->saved_data["has_bias"] = given(bias);
+    ctx->saved_data["has_residual"] = given(residual);
+    ctx->saved_data["has_gate"] = given(gate);
+    return fwd.call(xs, weight, bias, residual, gate);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list s = ctx->get_saved_variables();
-    const at::Tensor& weight = s.back();
-    const at::Tensor& grad = grads[0];
+    const size_t inputs = static_cast<size_t>(ctx->saved_data["inputs"].toInt());
+    const at::Tensor& weight = s[inputs];
+    const bool has_gate = ctx->saved_data["has_gate"].toBool();
+    at::Tensor grad = grads[0], grad_gate;
+    if (has_gate) {  // d gate = grad sigmoid(pre), d pre = grad gate sigmoid'(pre)
+      static const auto fwd = op<LinearOp>("asid_fast::linear_fwd");
+      at::Tensor pre;
+      {
+        at::AutoDispatchBelowADInplaceOrView guard;
+        pre = fwd.call(at::TensorList(s.data(), inputs), weight, optional(s[inputs + 1]),
+                       optional(s[inputs + 2]), std::nullopt);
+      }
+      const at::Tensor sg = pre.sigmoid();
+      grad_gate = grad.mul(sg);
+      grad = grad.mul(s[inputs + 3]).mul(sg.mul(sg.neg().add(1)));
+    }
     const bool per_image = weight.dim() == 3;
     const at::Tensor g = per_image ? grad.flatten(1, 2) : grad.reshape({-1, grad.size(-1)});
     variable_list out;
     std::vector<at::Tensor> dws;
     int64_t k0 = 0;
-    for (size_t i = 0; i + 1 < s.size(); ++i) {
+    for (size_t i = 0; i < inputs; ++i) {
       const at::Tensor& x = s[i];
       const int64_t k = x.size(-1);
       const at::Tensor w = weight.narrow(-1, k0, k);
@@ -135,14 +166,16 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
     out.push_back(dws.size() == 1 ? dws[0] : at::cat(dws, -1));
     out.push_back(ctx->saved_data["has_bias"].toBool() ? grad.sum({0, 1, 2}) : at::Tensor());
     out.push_back(ctx->saved_data["has_residual"].toBool() ? grad : at::Tensor());
+    out.push_back(grad_gate);
     return out;
   }
 };
 
 at::Tensor linear_autograd(at::TensorList xs, const at::Tensor& weight,
                            const std::optional<at::Tensor>& bias,
-                           const std::optional<at::Tensor>& residual) {
-  return LinearFn::apply(xs, weight, bias, residual);
+                           const std::optional<at::Tensor>& residual,
+                           const std::optional<at::Tensor>& gate) {
+  return LinearFn::apply(xs, weight, bias, residual, gate);
 }
 
 }  // namespace

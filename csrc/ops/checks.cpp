@@ -247,7 +247,8 @@ RowGrid check_conv_chain(const at::Tensor& x, const std::optional<at::Tensor>& n
 
 RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight,
                      const std::optional<at::Tensor>& bias,
-                     const std::optional<at::Tensor>& residual) {
+                     const std::optional<at::Tensor>& residual,
+                     const std::optional<at::Tensor>& gate) {
   TORCH_CHECK(!xs.empty() && xs.size() <= size_t(kMaxLinearInputs), "xs must hold 1 to ",
               kMaxLinearInputs, " maps, got ", xs.size());
   int64_t k = 0;
@@ -268,11 +269,12 @@ RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight
   check_like("weight", weight, "xs[0]", x0, /*shape=*/false);
   const int64_t n = weight.size(-2);
   if (bias.has_value()) check_vector("bias", *bias, n, x0);
-  if (residual.has_value()) {
-    check_map("residual", *residual, 1);
-    check_like("residual", *residual, "xs[0]", x0, /*shape=*/false);
-    TORCH_CHECK(residual->sizes() == at::IntArrayRef({x0.size(0), x0.size(1), x0.size(2), n}),
-                "residual must have shape (B, H, W, ", n, "), got ", residual->sizes());
+  for (const auto& [name, t] : {std::pair{"residual", &residual}, std::pair{"gate", &gate}}) {
+    if (!t->has_value()) continue;
+    check_map(name, **t, 1);
+    check_like(name, **t, "xs[0]", x0, /*shape=*/false);
+    TORCH_CHECK((*t)->sizes() == at::IntArrayRef({x0.size(0), x0.size(1), x0.size(2), n}), name,
+                " must have shape (B, H, W, ", n, "), got ", (*t)->sizes());
   }
   RowGrid g = row_grid(x0);
   g.channels = n;

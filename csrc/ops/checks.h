@@ -103,11 +103,12 @@ RowGrid check_conv_chain(const at::Tensor& x, const std::optional<at::Tensor>& n
                          const std::optional<at::Tensor>& w_out);
 
 // The linear map (LinearArgs): 1..4 maps of one (B, H, W) grid, weight (N, K) or
-// (B, N, K) with K the sum of their widths, bias (N) or absent, residual (B, H, W, N) or absent.
-// Returns the output's rows (channels = N).
+// (B, N, K) with K the sum of their widths, bias (N) or absent, residual and gate (B, H, W, N) or
+// absent. Returns the output's rows (channels = N).
 RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight,
                      const std::optional<at::Tensor>& bias,
-                     const std::optional<at::Tensor>& residual);
+                     const std::optional<at::Tensor>& residual,
+                     const std::optional<at::Tensor>& gate);
 
 // Rows of the CPU kernels' parameter arrays: C rounded up to 16 elements, whole vectors of every
 // instruction set's kernels (cpu/tile_io.h: pad_lanes).

@@ -16,9 +16,10 @@ constexpr int64_t kImageRowsPerPart = 4;
 
 at::Tensor linear_fwd(at::TensorList xs_in, const at::Tensor& weight,
                       const std::optional<at::Tensor>& bias,
-                      const std::optional<at::Tensor>& residual) {
+                      const std::optional<at::Tensor>& residual,
+                      const std::optional<at::Tensor>& gate) {
   const std::vector<at::Tensor> xs = xs_in.vec();
-  const RowGrid g = check_linear(xs, weight, bias, residual);
+  const RowGrid g = check_linear(xs, weight, bias, residual, gate);
   const int64_t ld_n = padded(g.channels), rows = g.batch * g.height;
   // W^T, (K, ld_n) or per image (B, K, ld_n), zero padded
   const at::Tensor w_t = at::constant_pad_nd(weight.transpose(-1, -2), {0, ld_n - g.channels})
@@ -38,6 +39,7 @@ at::Tensor linear_fwd(at::TensorList xs_in, const at::Tensor& weight,
     a.w_image_stride = weight.dim() == 3 ? w_t.stride(0) : 0;
     a.bias = data_or_null<const scalar_t>(b);
     if (residual.has_value()) a.residual = map_view<const scalar_t>(*residual);
+    if (gate.has_value()) a.gate = map_view<const scalar_t>(*gate);
     a.out = out.data_ptr<scalar_t>();
     cpu::run_kernel(ASID_CPU_KERNEL(linear, scalar_t), a, rows,
                     cpu::balanced_parts(rows, kImageRowsPerPart));

@@ -7,11 +7,11 @@
 
 namespace asid {
 
-// out = residual + [x_0 | x_1 | ...] W^T + bias on channels-last maps: the inputs (up to
-// kMaxLinearInputs, widths k_i, read through their strides) are concatenated along channels;
-// W^T is stored (K, ld_n), ld_n >= N a multiple of 16, zero padded, one per image when
-// w_image_stride != 0. bias (ld_n) and residual (B, H, W, N) are optional; out is contiguous.
-// The work range is the image rows (B * H).
+// pre = residual + [x_0 | x_1 | ...] W^T + bias on channels-last maps, out = gate * sigmoid(pre)
+// with a gate, else pre: the inputs (up to kMaxLinearInputs, widths k_i, read through their
+// strides) are concatenated along channels; W^T is stored (K, ld_n), ld_n >= N a multiple of 16,
+// zero padded, one per image when w_image_stride != 0. bias (ld_n), residual and gate
+// (B, H, W, N) are optional; out is contiguous. The work range is the image rows (B * H).
 constexpr int kMaxLinearInputs = 4;
 
 template <typename T>
@@ -24,6 +24,7 @@ struct LinearArgs {
   int64_t ld_n = 0, w_image_stride = 0;
   const T* bias = nullptr;
   MapView<const T> residual;  // data null: none
+  MapView<const T> gate;      // data null: none
   T* out = nullptr;
 };
 

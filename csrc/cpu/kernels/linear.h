@@ -1,6 +1,6 @@
 // CPU kernel of the fused per-pixel linear map (ops/linear.h): one image row at a time, the gemm
 // reads each input in place through its strides (the concatenation is a split of the
-// reduction), and bias and residual are added while the row is stored.
+// reduction), and bias, residual and the sigmoid gate are applied while the row is stored.
 #pragma once
 
 #include <algorithm>
@@ -29,15 +29,18 @@ void linear(const LinearArgs<T>& a, WorkQueue& queue) {
              a.ld_n, i > 0 ? acc.data() : nullptr, a.ld_n);  // inputs after the first add up
         w_t += a.k[i] * a.ld_n;
       }
-      const MapView<const T>& r = a.residual;
+      const auto pixel = [&](const MapView<const T>& m, int64_t w) {
+        return m.data ? m.data + b * m.sb + h * m.sh + w * m.sw : nullptr;
+      };
       T* out = a.out + bh * W * N;
       for (int64_t w = 0; w < W; ++w) {
-        const T* res = r.data ? r.data + b * r.sb + h * r.sh + w * r.sw : nullptr;
+        const T *res = pixel(a.residual, w), *gate = pixel(a.gate, w);
         for_channel_vectors<T>(N, [&](int64_t n, auto full) {
           constexpr bool F = decltype(full)::value;
           vec_t<T> v = vload(acc.data() + w * a.ld_n + n);
           if (a.bias) v += vload(a.bias + n);
           if (res) v += load_c<F>(res + n, N);
+          if (gate) v = load_c<F>(gate + n, N) * sigmoid(v);
           store_c<F>(out + w * N + n, v, N);
         });
       }
