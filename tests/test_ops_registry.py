@@ -274,6 +274,12 @@ def test_compiled_ops_called_directly_check_their_arguments():
         ns.linear_fwd([x], torch.randn(3, 6), None, torch.randn(1, 4, 4, 4), None)
     with pytest.raises(RuntimeError, match="gate must have shape"):
         ns.linear_fwd([x], torch.randn(3, 6), None, None, torch.randn(1, 4, 4, 4))
+    chain_args = (x, None, None, 1e-6, torch.randn(8, 6), None, False, torch.randn(8, 1, 3, 3),
+                  None, "gate", torch.randn(6, 4))
+    with pytest.raises(RuntimeError, match=r"grad_out must be \(1, 4, 4, 6\), got \[1, 4, 4, 4\]"):
+        ns.conv_chain_bwd(torch.randn(1, 4, 4, 4), *chain_args)
+    with pytest.raises(RuntimeError, match="grad_out has dtype Double but x has Float"):
+        ns.conv_chain_bwd(torch.randn(1, 4, 4, 6, dtype=torch.float64), *chain_args)
 
 
 @EXTENSION
