@@ -13,6 +13,7 @@
 #include "common/layout.h"
 #include "cpu/channel_math.h"
 #include "cpu/tile_math.h"
+#include "ops/depthwise_conv3x3.h"
 
 namespace asid {
 namespace cpu {
@@ -66,15 +67,23 @@ inline void normalize_row_backward(const T* x, const T* g, int64_t C, const T* w
   });
 }
 
+// rows[dy] = row(bh + dy - 1) for the image rows h - 1, h, h + 1 around image row bh = b * H + h
+// (in this order), `zero_row` for those outside the image.
+template <typename T, typename F>
+inline void rows_around(int64_t bh, int64_t H, const T* zero_row, const F& row,
+                        const T* rows[3]) {
+  const int64_t h = bh % H;
+  for (int dy = 0; dy < 3; ++dy)
+    rows[dy] = (h + dy - 1 >= 0 && h + dy - 1 < H) ? row(bh + dy - 1) : zero_row;
+}
+
 // Rows h-1, h, h+1 of image row bh = b * H + h of a map, `zero_row` for rows outside the image.
 template <typename T, typename M>
 inline void image_rows(const RowGrid& g, const MapView<M>& m, int64_t bh, const T* zero_row,
                        const T* rows[3]) {
-  const int64_t b = bh / g.height, h = bh % g.height;
-  for (int dy = 0; dy < 3; ++dy) {
-    const int64_t y = h + dy - 1;
-    rows[dy] = (y >= 0 && y < g.height) ? m.data + b * m.sb + y * m.sh : zero_row;
-  }
+  rows_around(bh, g.height, zero_row, [&](int64_t r) -> const T* {
+    return m.data + (r / g.height) * m.sb + (r % g.height) * m.sh;
+  }, rows);
 }
 
 // The conv at one pixel for one channel vector (taps t[9] of that vector), with one partial sum
@@ -210,6 +219,29 @@ inline void gate_row(const T* pre, int64_t W, int64_t C, int64_t ldp, T* out, in
       store_c<decltype(full)::value>(out + w * ldo + c,
                                      gelu(load_c<decltype(full)::value>(p, ch)) *
                                          load_c<decltype(full)::value>(p + ch, ch), ch);
+    });
+}
+
+// The gradient at a depthwise conv's output pre (W x C, row stride ldp) from the gradient g of its
+// epilogue's output (row stride ldg; C / 2 channels for the gate) into dst (row stride ldd, not
+// pre's or g's memory): "none": g; GELU: g GELU'(pre); gate GELU(a) * b: d a = g b GELU'(a),
+// d b = g GELU(a).
+template <typename T>
+inline void epilogue_grad_row(Epilogue e, const T* pre, int64_t ldp, const T* g, int64_t ldg,
+                              int64_t W, int64_t C, T* dst, int64_t ldd) {
+  const int64_t n = e == Epilogue::kGate ? C / 2 : C;
+  for (int64_t w = 0; w < W; ++w)
+    for_channel_vectors<T>(n, [&](int64_t k, auto full) {
+      constexpr bool F = decltype(full)::value;
+      const T* v = pre + w * ldp + k;
+      const vec_t<T> gv = load_c<F>(g + w * ldg + k, n);
+      T* d = dst + w * ldd + k;
+      if (e == Epilogue::kNone) return store_c<F>(d, gv, n);
+      vec_t<T> slope;
+      const vec_t<T> act = gelu_and_grad(load_c<F>(v, n), &slope);
+      if (e == Epilogue::kGelu) return store_c<F>(d, gv * slope, n);
+      store_c<F>(d, gv * load_c<F>(v + n, n) * slope, n);
+      store_c<F>(d + n, gv * act, n);
     });
 }
 

@@ -19,28 +19,60 @@ constexpr int64_t kMinRowsPerPart = 8;
 // per part.
 constexpr int64_t kBackwardRowsPerPart = 16;
 
+// The checked chain, its parameters as the kernels read them (undefined where absent): LayerNorm
+// vectors (padded(K)), W_in^T (K, ld_in), b_in, the taps (9, ld_in), b_dw, W_out^T (n_mid, ld_out),
+// zero padded.
+struct Chain {
+  RowGrid grid;
+  Epilogue epilogue;
+  int64_t n_in, n_mid, ld_in, ld_out;
+  double eps;
+  bool gelu_in;
+  at::Tensor nw, nb, win, bin, taps, bdw, wout;
+};
+
+Chain checked_chain(const at::Tensor& x, const std::optional<at::Tensor>& norm_weight,
+                    const std::optional<at::Tensor>& norm_bias, double eps, const at::Tensor& w_in,
+                    const std::optional<at::Tensor>& b_in, bool gelu_in,
+                    const std::optional<at::Tensor>& w_dw, const std::optional<at::Tensor>& b_dw,
+                    const std::string& epilogue, const std::optional<at::Tensor>& w_out) {
+  Chain c;
+  c.n_in = w_in.size(0);
+  c.epilogue = parse_epilogue(epilogue, c.n_in);
+  c.grid = check_conv_chain(x, norm_weight, norm_bias, w_in, b_in, w_dw, b_dw, c.epilogue, w_out);
+  c.n_mid = epilogue_channels(c.epilogue, c.n_in);
+  c.ld_in = padded(c.n_in);
+  c.ld_out = padded(c.grid.channels);
+  c.eps = eps;
+  c.gelu_in = gelu_in;
+  c.nw = padded_vector(norm_weight, c.ld_out);
+  c.nb = padded_vector(norm_bias, c.ld_out);
+  c.win = padded_rows(w_in.t(), c.ld_in);
+  c.bin = padded_vector(b_in, c.ld_in);
+  c.taps = w_dw.has_value() ? dwconv_taps(*w_dw, false, c.ld_in) : at::Tensor();
+  c.bdw = padded_vector(b_dw, c.ld_in);
+  c.wout = w_out.has_value() ? padded_rows(w_out->t(), c.ld_out) : at::Tensor();
+  return c;
+}
+
 template <typename T>
-ConvChainArgs<T> chain_args(const RowGrid& g, const at::Tensor& x, const at::Tensor& nw,
-                            const at::Tensor& nb, double eps, const at::Tensor& win, int64_t n_in,
-                            int64_t ld_in, const at::Tensor& bin, bool gelu_in,
-                            const at::Tensor& taps, const at::Tensor& bdw, Epilogue e,
-                            const at::Tensor& wout, int64_t ld_out) {
+ConvChainArgs<T> chain_args(const Chain& c, const at::Tensor& x) {
   ConvChainArgs<T> a;
-  a.grid = g;
+  a.grid = c.grid;
   a.x = map_view<const T>(x);
-  a.norm_weight = data_or_null<const T>(nw);
-  a.norm_bias = data_or_null<const T>(nb);
-  a.eps = eps;
-  a.w_in = win.data_ptr<T>();
-  a.n_in = n_in;
-  a.ld_in = ld_in;
-  a.b_in = data_or_null<const T>(bin);
-  a.gelu_in = gelu_in;
-  a.taps = data_or_null<const T>(taps);
-  a.b_dw = data_or_null<const T>(bdw);
-  a.epilogue = e;
-  a.w_out = data_or_null<const T>(wout);
-  a.ld_out = ld_out;
+  a.norm_weight = data_or_null<const T>(c.nw);
+  a.norm_bias = data_or_null<const T>(c.nb);
+  a.eps = c.eps;
+  a.w_in = c.win.data_ptr<T>();
+  a.n_in = c.n_in;
+  a.ld_in = c.ld_in;
+  a.b_in = data_or_null<const T>(c.bin);
+  a.gelu_in = c.gelu_in;
+  a.taps = data_or_null<const T>(c.taps);
+  a.b_dw = data_or_null<const T>(c.bdw);
+  a.epilogue = c.epilogue;
+  a.w_out = data_or_null<const T>(c.wout);
+  a.ld_out = c.ld_out;
   return a;
 }
 
@@ -50,22 +82,14 @@ at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& 
                           bool gelu_in, const std::optional<at::Tensor>& w_dw,
                           const std::optional<at::Tensor>& b_dw, std::string epilogue,
                           const std::optional<at::Tensor>& w_out) {
-  const int64_t n_in = w_in.size(0);
-  const Epilogue e = parse_epilogue(epilogue, n_in);
-  const RowGrid g = check_conv_chain(x, norm_weight, norm_bias, w_in, b_in, w_dw, b_dw, e, w_out);
-  const int64_t k = g.channels, ld_in = padded(n_in), ld_out = padded(k);
-  const int64_t n_mid = epilogue_channels(e, n_in), rows = g.batch * g.height;
-  const at::Tensor nw = padded_vector(norm_weight, padded(k));
-  const at::Tensor nb = padded_vector(norm_bias, padded(k));
-  const at::Tensor win = padded_rows(w_in.t(), ld_in);
-  const at::Tensor taps = w_dw.has_value() ? dwconv_taps(*w_dw, false, ld_in) : at::Tensor();
-  const at::Tensor bin = padded_vector(b_in, ld_in), bdw = padded_vector(b_dw, ld_in);
-  const at::Tensor wout = w_out.has_value() ? padded_rows(w_out->t(), ld_out) : at::Tensor();
-  at::Tensor out = empty_output({g.batch, g.height, g.width, wout.defined() ? k : n_mid},
-                             x.options());
+  const Chain c = checked_chain(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw,
+                                epilogue, w_out);
+  const RowGrid& g = c.grid;
+  const int64_t rows = g.batch * g.height;
+  at::Tensor out = empty_output(
+      {g.batch, g.height, g.width, c.wout.defined() ? g.channels : c.n_mid}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_chain_fwd", [&] {
-    ConvChainArgs<scalar_t> a = chain_args<scalar_t>(g, x, nw, nb, eps, win, n_in, ld_in, bin,
-                                                     gelu_in, taps, bdw, e, wout, ld_out);
+    ConvChainArgs<scalar_t> a = chain_args<scalar_t>(c, x);
     a.out = out.data_ptr<scalar_t>();
     cpu::run_kernel(ASID_CPU_KERNEL(conv_chain, scalar_t), a, rows,
                     cpu::balanced_parts(rows, kMinRowsPerPart));
@@ -81,34 +105,29 @@ conv_chain_bwd(const at::Tensor& grad_out, const at::Tensor& x,
                const std::optional<at::Tensor>& b_in, bool gelu_in,
                const std::optional<at::Tensor>& w_dw, const std::optional<at::Tensor>& b_dw,
                std::string epilogue, const std::optional<at::Tensor>& w_out) {
-  const int64_t n_in = w_in.size(0);
-  const Epilogue e = parse_epilogue(epilogue, n_in);
-  const RowGrid g = check_conv_chain(x, norm_weight, norm_bias, w_in, b_in, w_dw, b_dw, e, w_out);
-  const int64_t k = g.channels, n_mid = epilogue_channels(e, n_in);
+  const Chain c = checked_chain(x, norm_weight, norm_bias, eps, w_in, b_in, gelu_in, w_dw, b_dw,
+                                epilogue, w_out);
+  const RowGrid& g = c.grid;
+  const int64_t k = g.channels, n_in = c.n_in, n_mid = c.n_mid;
   const int64_t k_out = w_out.has_value() ? k : n_mid;
   TORCH_CHECK(grad_out.dim() == 4 && grad_out.size(0) == g.batch && grad_out.size(1) == g.height &&
                   grad_out.size(2) == g.width && grad_out.size(3) == k_out,
               "grad_out must be (", g.batch, ", ", g.height, ", ", g.width, ", ", k_out,
               "), got ", grad_out.sizes());
   check_like("grad_out", grad_out, "x", x, /*shape=*/false);
-  const int64_t ld_k = padded(k), ld_in = padded(n_in), ld_mid = padded(n_mid);
+  const int64_t ld_k = c.ld_out, ld_in = c.ld_in, ld_mid = padded(n_mid);
   const int64_t rows = g.batch * g.height;
   const int64_t parts = cpu::fixed_parts((rows + kBackwardRowsPerPart - 1) / kBackwardRowsPerPart);
   const at::Tensor go = grad_out.contiguous();
-  const at::Tensor nw = padded_vector(norm_weight, ld_k), nb = padded_vector(norm_bias, ld_k);
-  const at::Tensor win = padded_rows(w_in.t(), ld_in), w_in_rows = padded_rows(w_in, ld_k);
-  const at::Tensor taps = w_dw.has_value() ? dwconv_taps(*w_dw, false, ld_in) : at::Tensor();
+  const at::Tensor w_in_rows = padded_rows(w_in, ld_k);
   const at::Tensor flipped = w_dw.has_value() ? dwconv_taps(*w_dw, true, ld_in) : at::Tensor();
-  const at::Tensor bin = padded_vector(b_in, ld_in), bdw = padded_vector(b_dw, ld_in);
-  const at::Tensor wout = w_out.has_value() ? padded_rows(w_out->t(), ld_k) : at::Tensor();
   const at::Tensor w_out_rows = w_out.has_value() ? padded_rows(*w_out, ld_mid) : at::Tensor();
   const ChainGradLayout layout(k, ld_k, n_in, ld_in, ld_mid);
   at::Tensor dx = empty_output(x.sizes(), x.options());
   at::Tensor sums = empty_output({layout.size}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_chain_bwd", [&] {
     ConvChainBwdArgs<scalar_t> a;
-    a.fwd = chain_args<scalar_t>(g, x, nw, nb, eps, win, n_in, ld_in, bin, gelu_in, taps, bdw, e,
-                                 wout, ld_k);
+    a.fwd = chain_args<scalar_t>(c, x);
     a.grad_out = go.data_ptr<scalar_t>();
     a.w_in_rows = w_in_rows.data_ptr<scalar_t>();
     a.w_out_rows = data_or_null<const scalar_t>(w_out_rows);

@@ -92,13 +92,11 @@ const T* chain_project_row(const ConvChainArgs<T>& c, ChainScratch<T>& s, int64_
 template <typename T>
 std::pair<const T*, int64_t> chain_mid_row(const ConvChainArgs<T>& c, ChainScratch<T>& s,
                                            int64_t bh, int64_t n_mid, T* dst, int64_t ldd) {
-  const int64_t W = c.grid.width, H = c.grid.height, h = bh % H, ld = c.ld_in;
+  const int64_t W = c.grid.width, ld = c.ld_in;
   if (!c.taps) return {chain_project_row(c, s, bh), ld};
   const T* rows[3];
-  for (int dy = 0; dy < 3; ++dy) {
-    const int64_t y = h + dy - 1;
-    rows[dy] = (y >= 0 && y < H) ? chain_project_row(c, s, bh + dy - 1) : s.zeros.data();
-  }
+  rows_around(bh, c.grid.height, s.zeros.data(),
+              [&](int64_t r) { return chain_project_row(c, s, r); }, rows);
   if (c.epilogue == Epilogue::kGate) {
     dw_row(rows, ld, W, c.n_in, c.taps, ld, c.b_dw, s.pre.data(), ld);
     gate_row(s.pre.data(), W, c.n_in, ld, dst, ldd);
@@ -195,11 +193,6 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
     return slot;
   };
   const auto p_row = [&](int64_t r) -> const T* { return s.p.data() + project(r) * W * ld_in; };
-  const auto around = [&](int64_t bh, const auto& row, const T* rows[3]) {
-    const int64_t h = bh % H;
-    for (int dy = 0; dy < 3; ++dy)
-      rows[dy] = (h + dy - 1 >= 0 && h + dy - 1 < H) ? row(bh + dy - 1) : s.zeros.data();
-  };
   // grad_s of image row r (and m of row r, for W_out's gradient) in their ring slots
   const auto grad_s_row = [&](int64_t r) -> const T* {
     const int64_t slot = r % 3;
@@ -209,7 +202,7 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
     const T* pre = s.s.data();  // the depthwise conv's output (p itself without one)
     if (c.taps) {
       const T* rows[3];
-      around(r, p_row, rows);
+      rows_around(r, H, s.zeros.data(), p_row, rows);
       dw_row(rows, ld_in, W, n_in, c.taps, ld_in, c.b_dw, s.s.data(), ld_in);
     } else {
       pre = p_row(r);
@@ -232,19 +225,7 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
       gm = s.grad_m.data();
       ldg = ld_mid;
     }
-    for (int64_t w = 0; w < W; ++w)
-      for_channel_vectors<T>(n_mid, [&](int64_t k, auto full) {
-        constexpr bool F = decltype(full)::value;
-        const T* v = pre + w * ld_in + k;
-        const vec_t<T> gv = load_c<F>(gm + w * ldg + k, n_mid);
-        T* d = ds + w * ld_in + k;
-        if (c.epilogue == Epilogue::kNone) return store_c<F>(d, gv, n_mid);
-        vec_t<T> slope;
-        const vec_t<T> act = gelu_and_grad(load_c<F>(v, n_mid), &slope);
-        if (c.epilogue == Epilogue::kGelu) return store_c<F>(d, gv * slope, n_mid);
-        store_c<F>(d, gv * load_c<F>(v + n_mid, n_mid) * slope, n_mid);  // gate: GELU(a) * b
-        store_c<F>(d + n_mid, gv * act, n_mid);
-      });
+    epilogue_grad_row(c.epilogue, pre, ld_in, gm, ldg, W, n_in, ds, ld_in);
     return ds;
   };
 
@@ -259,10 +240,10 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
       T* dp = s.grad_p.data();
       if (c.taps) {
         const T* rows[3];
-        around(bh, p_row, rows);
+        rows_around(bh, H, s.zeros.data(), p_row, rows);
         dw_row_weight_grad(rows, ld_in, W, n_in, ds, ld_in, sums + layout.taps, ld_in,
                            sums + layout.b_dw);
-        around(bh, grad_s_row, rows);
+        rows_around(bh, H, s.zeros.data(), grad_s_row, rows);
         dw_row(rows, ld_in, W, n_in, b.flipped_taps, ld_in, static_cast<const T*>(nullptr), dp,
                ld_in);
       } else {

@@ -35,35 +35,17 @@ void dwconv_forward(const DwconvFwdArgs<T>& a, WorkQueue& queue) {
 }
 
 // grad_pre of image row bh (the gradient at the convolution's output) into dst (W x C): from
-// grad_out and the recomputed convolution (GELU: g GELU'(pre); gate: d a = g b GELU'(a),
-// d b = g GELU(a)). `pre` is a W x C scratch row.
+// grad_out and the recomputed convolution (epilogue_grad_row). `pre` is a W x C scratch row.
 template <typename T>
 inline void grad_pre_row(const DwconvBwdArgs<T>& a, int64_t bh, const T* zeros, T* pre, T* dst) {
   const DwconvFwdArgs<T>& f = a.fwd;
   const RowGrid& g = f.grid;
-  const int64_t C = g.channels, ch = C / 2, W = g.width;
+  const int64_t C = g.channels, W = g.width;
   const T* rows[3];
   image_rows(g, f.x, bh, zeros, rows);
   dw_row(rows, f.x.sw, W, C, f.taps, f.ld, f.bias, pre, C);
-  if (f.epilogue == Epilogue::kGelu) {
-    const T* go = a.grad_out + bh * W * C;
-    return map_flat(W * C, dst, [&](int64_t i, int64_t k) {
-      vec_t<T> d;
-      gelu_and_grad(load_n(pre + i, k), &d);
-      return load_n(go + i, k) * d;
-    });
-  }
-  const T* go = a.grad_out + bh * W * ch;
-  for (int64_t w = 0; w < W; ++w)
-    for_channel_vectors<T>(ch, [&](int64_t c, auto full) {
-      constexpr bool F = decltype(full)::value;
-      const T* p = pre + w * C + c;
-      vec_t<T> d;
-      const vec_t<T> act = gelu_and_grad(load_c<F>(p, ch), &d);
-      const vec_t<T> gv = load_c<F>(go + w * ch + c, ch);
-      store_c<F>(dst + w * C + c, gv * load_c<F>(p + ch, ch) * d, ch);
-      store_c<F>(dst + w * C + ch + c, gv * act, ch);
-    });
+  const int64_t cout = f.epilogue == Epilogue::kGate ? C / 2 : C;  // grad_out's channels
+  epilogue_grad_row(f.epilogue, pre, C, a.grad_out + bh * W * cout, cout, W, C, dst, C);
 }
 
 // dx = conv(grad_pre, flipped taps); the part's partial: dtaps[t] += grad_pre x[pixel +
