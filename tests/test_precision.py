@@ -51,6 +51,56 @@ def test_tf32_only_for_float32_and_only_when_allowed():
             assert dot_precision(dtype) == "ieee"
 
 
+TILE_DOT_OPS = ("attention_block_fwd", "shared_attention_block_fwd", "conv_chain_fwd")
+
+
+@pytest.fixture
+def every_backend_usable(monkeypatch):
+    """The dispatch as on a machine where every backend runs (CUDA, Triton, the extension); the
+    memoised resolutions are dropped before and after."""
+    def clear():
+        _registry.resolve.cache_clear()
+        _registry.compiled_backend.cache_clear()
+    monkeypatch.setattr(_registry, "why_unavailable", lambda backend, device_type: None)
+    clear()
+    yield
+    clear()
+
+
+@pytest.mark.parametrize("name", TILE_DOT_OPS)
+def test_auto_takes_the_tile_kernels_on_cuda_only_where_products_use_tensor_cores(
+        every_backend_usable, name):
+    """The Triton block kernels compute in large tl.dot tiles, which in IEEE float32 ran 2.8-4.7x
+    slower than the blocks' composition on an H200 (bench/results/20261204T101733Z_h200): "auto"
+    takes them on CUDA for half types and for float32 with TF32 allowed, else runs the
+    composition (whose window attention is the CUDA kernel). The choice follows the precision
+    set at call time (the memo is keyed by it)."""
+    size = (64, 48)
+    with matmul_precision("ieee"):
+        assert _registry.compiled_backend(name, "auto", "cuda", torch.float32, size) is None
+        assert _registry.resolve(name, "auto", "cuda", torch.float64, size) == "reference"
+        for dtype in (torch.float16, torch.bfloat16):
+            assert _registry.resolve(name, "auto", "cuda", dtype, size) == "triton"
+        assert _registry.resolve(name, "triton", "cuda", torch.float32, size) == "triton"
+    with matmul_precision("tf32"):
+        assert _registry.compiled_backend(name, "auto", "cuda", torch.float32, size) == "triton"
+        assert _registry.resolve(name, "auto", "cpu", torch.float32, size) == "cpu"
+    with matmul_precision("ieee"):
+        assert _registry.resolve(name, "auto", "cuda", torch.float32, size) == "reference"
+
+
+def test_summary_names_the_backend_of_every_op_that_differs(every_backend_usable):
+    """On CUDA in bfloat16 the attention blocks and chains run on Triton, the depthwise
+    convolution on cuDNN, the rest on the CUDA kernels; in IEEE float32 the blocks and chains
+    are compositions of the other ops (not listed)."""
+    with matmul_precision("ieee"):
+        assert _registry.summary("auto", "cuda", torch.bfloat16) == (
+            "the CUDA kernels; attention_block on triton, conv_chain on triton, "
+            "depthwise_conv3x3 on reference")
+        assert _registry.summary("auto", "cuda", torch.float32) == (
+            "the CUDA kernels; depthwise_conv3x3 on reference")
+
+
 DOT_FAMILIES = ("window_attention", "channel_attention", "attention_block", "conv_chain")
 
 

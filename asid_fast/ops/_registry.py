@@ -61,7 +61,10 @@ class OpDef:
     *size)`` why a backend cannot run an op of that size (a window too large for one tile), or
     None.
     ``auto``: a device type's preference order when it differs from :data:`AUTO`.
-    """
+    ``tensor_core_backends``: backends that "auto" takes for this op on CUDA only where its
+    products run on tensor cores (:func:`tensor_core_products`): kernels built around large
+    ``tl.dot`` tiles, which in IEEE float32 run slower than the op's composition
+    (bench/results/20261204T101733Z_h200/NOTES.md)."""
     name: str
     schema: str
     fake: Callable
@@ -75,6 +78,7 @@ class OpDef:
     size: Callable | None = None
     limits: Callable | None = None
     auto: dict = field(default_factory=dict)
+    tensor_core_backends: tuple[str, ...] = ()
 
 
 OPS: dict[str, OpDef] = {}
@@ -262,9 +266,27 @@ def why_not(op_name: str, backend: str, device_type: str, dtype: torch.dtype,
     return reason
 
 
-def auto_order(op_name: str, device_type: str) -> tuple[str, ...]:
-    """The backends "auto" tries for ``op_name`` on ``device_type``, in order."""
-    return OPS[op_name].auto.get(device_type) or AUTO.get(device_type, ("reference",))
+def tensor_core_products(device_type: str, dtype: torch.dtype) -> bool:
+    """Whether matrix products of ``dtype`` run on tensor cores on ``device_type``: on CUDA for
+    float16 and bfloat16, and for float32 when torch allows TF32 in matmuls
+    (``torch.backends.cuda.matmul.fp32_precision`` is "tf32"; the kernels then ask for it too)."""
+    if device_type != "cuda":
+        return False
+    if dtype == torch.float32:
+        return torch.backends.cuda.matmul.fp32_precision == "tf32"
+    return dtype in (torch.float16, torch.bfloat16)
+
+
+def auto_order(op_name: str, device_type: str, dtype: torch.dtype | None = None
+               ) -> tuple[str, ...]:
+    """The backends "auto" tries for ``op_name`` on ``device_type``, in order; given ``dtype``,
+    without the op's :attr:`OpDef.tensor_core_backends` where its products would not run on
+    tensor cores."""
+    op = OPS[op_name]
+    order = op.auto.get(device_type) or AUTO.get(device_type, ("reference",))
+    if dtype is None or tensor_core_products(device_type, dtype):
+        return order
+    return tuple(b for b in order if b not in op.tensor_core_backends)
 
 
 def _concrete(arg):
@@ -276,16 +298,19 @@ def _concrete(arg):
 
 
 def _constant(fn):
-    """Memoised by arguments and constant under torch.compile (what is built and importable does
-    not change while the process runs)."""
+    """Memoised by arguments and the float32 matmul precision (which :func:`auto_order` reads),
+    and constant under torch.compile (what is built and importable does not change while the
+    process runs). ``cache_clear()`` empties the memo."""
     cache = {}
 
     def wrapper(*args):
         args = _concrete(args)
-        if args not in cache:
-            cache[args] = fn(*args)
-        return cache[args]
+        key = args, torch.backends.cuda.matmul.fp32_precision
+        if key not in cache:
+            cache[key] = fn(*args)
+        return cache[key]
     wrapper.__doc__, wrapper.__name__ = fn.__doc__, fn.__name__
+    wrapper.cache_clear = cache.clear
     # what torch.compiler.assume_constant_result sets, without importing torch._dynamo (0.9 s)
     wrapper._dynamo_marked_constant = True
     return wrapper
@@ -308,7 +333,7 @@ def resolve(op_name: str, backend: str, device_type: str, dtype: torch.dtype,
             raise RuntimeError(f"asid_fast: backend {backend!r} cannot run {op_name} on "
                                f"{device_type}: {reason}")
         return backend
-    for name in auto_order(op_name, device_type):
+    for name in auto_order(op_name, device_type, dtype):
         reason = why_not(op_name, name, device_type, dtype, size)
         if reason is None:
             return name
@@ -328,7 +353,7 @@ def compiled_backend(op_name: str, backend: str, device_type: str, dtype: torch.
     same ``backend``). "auto" takes the first of :func:`auto_order` that can run it."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    for name in auto_order(op_name, device_type) if backend == "auto" else (backend,):
+    for name in auto_order(op_name, device_type, dtype) if backend == "auto" else (backend,):
         if name == "reference":
             return None
         if why_not(op_name, name, device_type, dtype, size) is None:
@@ -359,14 +384,19 @@ def summary(backend: str, device_type: str, dtype: torch.dtype) -> str:
     text = _KERNELS[main]
     if main == "cpu":
         text += f" ({_extension.cpu_isa()})"
-    others = sorted({f"{op.family} on {resolve(name, backend, device_type, dtype)}"
-                     for name, op in OPS.items() if name.endswith("_fwd") and main in op.backends
-                     and resolve(name, backend, device_type, dtype) != main})
+    others = set()
+    for name, op in OPS.items():
+        if name.endswith("_fwd"):
+            runs = compiled_backend(name, backend, device_type, dtype) or "reference"
+            if runs != main and (runs != "reference" or main in op.backends):
+                others.add(f"{op.family} on {runs}")
+    others = sorted(others)
     if others:
         text += "; " + ", ".join(others)
     if main == "reference" and backend == "auto":
         reasons = [f"{b}: {why_not('window_attention_fwd', b, device_type, dtype)}"
-                   for b in auto_order("window_attention_fwd", device_type) if b != "reference"]
+                   for b in auto_order("window_attention_fwd", device_type, dtype)
+                   if b != "reference"]
         if reasons:
             text += " (" + "; ".join(reasons) + ")"
     return text

@@ -106,6 +106,7 @@ _shared_setup, _shared_backward = recomputing_autograd(_shared_op_composition("a
 
 define(OpDef(
     name="attention_block_fwd", family=FAMILY, backends=("triton", "cpu"),
+    tensor_core_backends=("triton",),
     schema="(Tensor x, Tensor norm_weight, Tensor norm_bias, float eps, Tensor w_qkv, "
            "Tensor? bias, Tensor w_out, str mode, int window, float scale) "
            "-> (Tensor y, Tensor attn)",
@@ -116,6 +117,7 @@ define(OpDef(
 ))
 define(OpDef(
     name="shared_attention_block_fwd", family=FAMILY, backends=("triton", "cpu"),
+    tensor_core_backends=("triton",),
     schema="(Tensor x, Tensor norm_weight, Tensor norm_bias, float eps, Tensor w_v, "
            "Tensor attn, Tensor w_out, str mode, int window) -> Tensor",
     fake=lambda x, *_: x.new_empty(x.shape), reference=_shared_op_composition("reference"),

@@ -150,6 +150,7 @@ _ARGUMENTS = ("Tensor x, Tensor? norm_weight, Tensor? norm_bias, float eps, Tens
               "Tensor? w_out")
 define(OpDef(
     name="conv_chain_fwd", family=FAMILY, backends=("cpu", "triton"), size=_size, limits=_limits,
+    tensor_core_backends=("triton",),
     schema=f"({_ARGUMENTS}) -> Tensor",
     fake=_fake, reference=_op_composition("reference"), backward=_backward, setup_context=_setup,
     flops=_flops,
