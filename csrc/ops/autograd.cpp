@@ -137,7 +137,7 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
     const at::Tensor& weight = s[inputs];
     const bool has_gate = ctx->saved_data["has_gate"].toBool();
     at::Tensor grad = grads[0], grad_gate;
-    if (has_gate) {  // d gate = grad sigmoid(pre), d pre = grad gate sigmoid'(pre)
+    if (has_gate) {  // d gate = grad sigmoid(pre), d pre = grad gate sigmoid'(pre), in place
       static const auto fwd = op<LinearOp>("asid_fast::linear_fwd");
       at::Tensor pre;
       {
@@ -145,9 +145,10 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
         pre = fwd.call(at::TensorList(s.data(), inputs), weight, optional(s[inputs + 1]),
                        optional(s[inputs + 2]), std::nullopt);
       }
-      const at::Tensor sg = pre.sigmoid();
+      const at::Tensor& sg = pre.sigmoid_();
       grad_gate = grad.mul(sg);
-      grad = grad.mul(s[inputs + 3]).mul(sg.mul(sg.neg().add(1)));
+      at::Tensor grad_pre = grad.mul(s[inputs + 3]);
+      grad = at::sigmoid_backward_out(grad_pre, grad_pre, sg);
     }
     const bool per_image = weight.dim() == 3;
     const at::Tensor g = per_image ? grad.flatten(1, 2) : grad.reshape({-1, grad.size(-1)});
