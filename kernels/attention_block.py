@@ -18,7 +18,7 @@ import triton.language as tl
 
 from .fused_steps import layer_norm_rows, load_transposed
 from .tiles import (dot_precision, fresh_map, load_pixels, map_strides, pixel_coords, pixel_grid,
-                    scalar, store_pixels, tile_size)
+                    scalar, store_pixels, tile_size, warps_for)
 
 
 @triton.jit
@@ -92,7 +92,8 @@ def _launch(x, norm_weight, norm_bias, eps, w_in, bias, scale, w_out, attn, mode
         w_out.contiguous(), attn,
         y, *map_strides(x), *map_strides(y), *grid.kernel_args(),
         N_TOK=n, HEAD_DIM=d, BLOCK_N=tile_size(n), BLOCK_D=tile_size(d), HAS_BIAS=has_bias,
-        SHARED=shared, PRECISION=dot_precision(x.dtype), num_warps=4)
+        SHARED=shared, PRECISION=dot_precision(x.dtype),
+        num_warps=warps_for(tile_size(n), tile_size(d)))
     return y
 
 

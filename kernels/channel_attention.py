@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from .tiles import (accumulator_dtype, dot_precision, fresh_map, load_pixels, map_strides,
-                    pixel_coords, pixel_grid, store_pixels, tile_size)
+                    pixel_coords, pixel_grid, store_pixels, tile_size, warps_for)
 
 MAX_PIXEL_BLOCK = 64
 
@@ -165,11 +165,12 @@ def channel_attention_fwd(q, k, v, temperature, mode: str, window: int):
     """(out, attn, rq, rk)."""
     out, attn, rq, rk = channel_attention_fwd_outputs(q, mode, window)
     grid = pixel_grid(q.shape[1], q.shape[2], window, mode)
+    tiles = _tiles(q.shape[-1], grid.members, q.dtype)
     channel_attention_fwd_kernel[(attn.shape[0],)](
         q, k, v, temperature, out, attn, rq, rk,
         *map_strides(q), *map_strides(k), *map_strides(v), *map_strides(out),
-        *grid.kernel_args(), grid.members, **_tiles(q.shape[-1], grid.members, q.dtype),
-        num_warps=4)
+        *grid.kernel_args(), grid.members, **tiles,
+        num_warps=warps_for(tiles["BLOCK_M"], tiles["BLOCK_C"]))
     return out, attn, rq, rk
 
 

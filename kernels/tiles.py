@@ -51,6 +51,13 @@ def tile_size(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
 
 
+def warps_for(rows: int, cols: int) -> int:
+    """num_warps of a kernel whose main tile is rows x cols (padded extents): 8 from 64 x 64 on,
+    where 4 warps spill registers on sm_90 (bench/triton_sm90.py lists each kernel's use), else
+    4."""
+    return 8 if rows * cols >= 64 * 64 else 4
+
+
 def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64; float32, bfloat16 and float16 accumulate in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
