@@ -15,6 +15,7 @@ ones any input size launches):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import tempfile
@@ -113,20 +114,35 @@ def model_launches(dtype: torch.dtype) -> dict:
     return launches
 
 
+def model_resources(dtype_name: str) -> list[dict]:
+    """For each distinct Triton launch of the fused x4 forward in ``dtype_name`` (a key of
+    :data:`DTYPES`): {"kernel", "constexprs", "num_warps"} and its :func:`resource_usage`."""
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if dtype_name == "tf32" else "ieee"
+    rows = []
+    for kernel, signature, constexprs, options in model_launches(DTYPES[dtype_name]).values():
+        use = resource_usage(compile_sm90(kernel, signature, constexprs, options))
+        rows.append({"kernel": kernel.fn.__qualname__, "num_warps": options.get("num_warps", 4),
+                     "constexprs": {k: v for k, v in constexprs.items() if k != "PRECISION"},
+                     **use})
+    return rows
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dtype", choices=DTYPES, default="bf16",
                    help="tf32: float32 with TF32 dots; fp32: IEEE float32 dots")
+    p.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET") == "1":
         raise SystemExit("unset TRITON_INTERPRET: the kernels must compile, not interpret")
-    torch.backends.cuda.matmul.fp32_precision = "tf32" if args.dtype == "tf32" else "ieee"
+    rows = model_resources(args.dtype)
+    if args.json:
+        print(json.dumps(rows))
+        return
     print(f"{'kernel':<30} {'REG':>4} {'STACK':>6} {'SHARED':>7}  warps  constexprs")
-    for kernel, signature, constexprs, options in model_launches(DTYPES[args.dtype]).values():
-        use = resource_usage(compile_sm90(kernel, signature, constexprs, options))
-        shown = {k: v for k, v in constexprs.items() if k != "PRECISION"}
-        print(f"{kernel.fn.__qualname__:<30} {use['REG']:>4} {use['STACK']:>6} "
-              f"{use['SHARED']:>7}  {options.get('num_warps', 4):>5}  {shown}", flush=True)
+    for r in rows:
+        print(f"{r['kernel']:<30} {r['REG']:>4} {r['STACK']:>6} {r['SHARED']:>7}  "
+              f"{r['num_warps']:>5}  {r['constexprs']}")
 
 
 if __name__ == "__main__":
