@@ -9,7 +9,8 @@
 #   5. core GPU parity: pytest -m cuda on the model, CUDA-graph and precision tests;
 #   6. a 1-process torchrun training smoke run with --amp bf16 (2 steps);
 #   7. as the budget allows: inference fp32 with torch.compile(reference) (default mode; its
-#      stage's limit caps the compile), the training step with it, inference fp32 with the
+#      stage's limit caps the compile), the training step with it and with the reduce-overhead
+#      compile of the fused model (CUDA graphs for forward and backward), inference fp32 with the
 #      reduce-overhead compiles (reference and fused), inference bf16 compiled, the capped
 #      max-autotune compile of the reference, then the rest of the GPU parity tests (pytest -m
 #      cuda on tests/; the Triton kernel tests compile many float32/float64 kernels);
@@ -238,6 +239,7 @@ main() {
   publish
   run_bench x4_infer_fp32_compile 150 "${x4[@]}" --suites inference --compare ref-compile
   run_bench x4_train_fp32_compile 150 "${x4[@]}" --suites train_step --compare ref-compile
+  run_bench x4_train_fp32_fused_ro 150 "${x4[@]}" --suites train_step --compare fused-compile-ro
   run_bench x4_infer_fp32_ro 90 "${x4[@]}" --suites inference \
     --compare ref-compile-ro,fused-compile-ro
   run_bench x4_infer_bf16_compile 80 "${x4[@]}" --suites inference --dtype bf16 \

@@ -8,8 +8,9 @@ each target as MET, MISSED or UNMEASURED (a case or candidate missing from the f
 * ASID x4 inference 1x3x180x320 fp32: the fastest fused candidate at most 3 ms and at least
   1.5x faster than the fastest compiled reference;
 * the same in bf16: at most 1.5 ms;
-* ASID x4 training step 16x3x64x64 (fp32): the fused step at least 2x the eager reference and
-  1.3x the compiled reference, with peak memory no higher than the eager reference's.
+* ASID x4 training step 16x3x64x64 (fp32): the fastest fused step (eager or compiled) at least 2x
+  the eager reference and 1.3x the compiled reference, with peak memory no higher than the eager
+  reference's.
 
 Exit status 0 (a measurement report: missing a target is a result, not a failure of the run).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 
-FUSED = ("fused", "graphs", "fused+compile", "fused-compile-ro")
+FUSED = ("fused", "graphs", "fused+compile", "fused-compile-ro")  # graphs: inference only
 COMPILED_REFERENCE = ("reference+compile", "ref-compile", "ref-compile-ro", "ref-compile-max")
 INFERENCE_SHAPE = "1x3x180x320"
 TRAIN_SHAPE = "16x3x64x64"
@@ -63,7 +64,7 @@ def inference_target(cases, dtype, limit_ms, min_speedup=None):
 
 def train_target(cases):
     rows = cases.get(("fp32", "train_step", TRAIN_SHAPE), {})
-    fused, eager = rows.get("fused"), rows.get("reference")
+    fused, eager = _best(rows, FUSED), rows.get("reference")
     compiled = _best(rows, COMPILED_REFERENCE)
     name = f"ASID x4 training step {TRAIN_SHAPE} fp32"
     if fused is None or eager is None or compiled is None:
@@ -71,7 +72,8 @@ def train_target(cases):
     vs_eager = eager["ms_median"] / fused["ms_median"]
     vs_compiled = compiled["ms_median"] / fused["ms_median"]
     memory_ok = fused["peak_mem_mb"] <= eager["peak_mem_mb"]
-    detail = (f"fused {fused['ms_median']:.2f} ms: {vs_eager:.2f}x eager (need 2x), "
+    detail = (f"best fused [{fused['backend']}] {fused['ms_median']:.2f} ms: {vs_eager:.2f}x "
+              f"eager (need 2x), "
               f"{vs_compiled:.2f}x [{compiled['backend']}] (need 1.3x); peak "
               f"{fused['peak_mem_mb']:.0f} MiB vs eager {eager['peak_mem_mb']:.0f} MiB")
     return _judge(name, vs_eager >= 2 and vs_compiled >= 1.3 and memory_ok, detail)

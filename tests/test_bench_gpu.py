@@ -36,6 +36,11 @@ def test_cpu_runs_skip_the_gpu_candidates_with_a_reason():
     assert calls == {}
     assert [(s["backend"], s["reason"]) for s in skipped] == [
         ("graphs", "a CUDA candidate"), ("ref-compile-ro", "a CUDA candidate")]
+    assert bench_gpu.train_step_models({"reference": model, "fused": model},
+                                       torch.zeros(1, 3, 8, 8), ("graphs", "fused-compile-ro"),
+                                       skipped, "asid_x4") == {}
+    assert skipped[-1] == {"name": "asid_x4", "mode": "train_step", "backend": "fused-compile-ro",
+                           "reason": "a CUDA candidate"}
     assert bench_gpu.launch_counts(lambda: None, torch.device("cpu")) is None
 
 
@@ -65,3 +70,9 @@ def test_target_verdicts():
     assert t.inference_target({}, "fp32", 3.0, 1.5).startswith("UNMEASURED")
     reports[2]["results"][1]["peak_mem_mb"] = 950  # more memory than the eager reference
     assert t.train_target(t._rows(reports)).startswith("MISSED")
+    # the fastest fused step counts, compiled ones included
+    reports[2]["results"].append({"kind": "model", "name": "asid_x4", "mode": "train_step",
+                                  "shape": t.TRAIN_SHAPE, "backend": "fused-compile-ro",
+                                  "ms_median": 40.0, "peak_mem_mb": 850})
+    verdict = t.train_target(t._rows(reports))
+    assert verdict.startswith("MET") and "[fused-compile-ro] 40.00 ms" in verdict

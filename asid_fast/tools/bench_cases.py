@@ -396,9 +396,8 @@ def model_case(variant, scale, mode, device, dtype, lr_hw, train_bhw, compare=()
             runs[label + "+compile"] = torch.compile(copy.deepcopy(model).train())
         for name, m in runs.items():
             candidates[name] = _train_step(m, x, target)
-    for name in set(gpu) & set(bench_gpu.TRAIN_STEP):
-        model = copy.deepcopy(models[BASELINE]).train()
-        candidates[name] = _train_step(bench_gpu.compiled(model, name), x, target)
+    for name, model in bench_gpu.train_step_models(models, x, gpu, skipped, title).items():
+        candidates[name] = _train_step(model, x, target)
     flop = FL.model_flops(variant, scale, (h, w), b, rule="full", train=True)
     return Case(title, "model", "train_step", f"{b}x3x{h}x{w}", candidates, flop, None)
 

@@ -11,7 +11,8 @@ Model candidates, beside the eager reference and fused models of :mod:`bench_cas
   search capped (:data:`MAX_AUTOTUNE_CAP`), inference; its compile time is bounded by running it
   in its own ``asid-fast bench`` call under a time limit (bench/device_check.sh);
 * ``fused-compile-ro``: ``torch.compile(fused, mode="reduce-overhead", fullgraph=True)``,
-  inference.
+  inference and training (forward and backward replayed from CUDA graphs; the optimizer runs
+  eagerly).
 
 :func:`launch_counts` counts, for one call, the CUDA kernels that ran, the host calls that
 launched work (kernel launches, CUDA-graph launches) and the top-level operators, from
@@ -19,12 +20,14 @@ launched work (kernel launches, CUDA-graph launches) and the top-level operators
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..cuda_graphs import GraphedModel
 
 INFERENCE = ("graphs", "ref-compile", "ref-compile-ro", "ref-compile-max", "fused-compile-ro")
-TRAIN_STEP = ("ref-compile",)
+TRAIN_STEP = ("ref-compile", "fused-compile-ro")
 CANDIDATES = INFERENCE
 # inductor settings of "ref-compile-max": GEMM templates only among the autotuned choices (no
 # convolution templates, whose search dominates the compile), the default search space
@@ -51,20 +54,35 @@ def compiled(model, name):
     return torch.compile(model, mode="max-autotune-no-cudagraphs", options=MAX_AUTOTUNE_CAP)
 
 
+def _available(models: dict, x, names, skipped: list, title: str, mode: str):
+    """(name, model) of the candidates ``names`` that can run on ``x``'s device; the others go
+    to ``skipped``."""
+    for name in names:
+        model = models.get("reference" if name.startswith("ref-") else "fused")
+        if model is None or x.device.type != "cuda":
+            skipped.append({"name": title, "mode": mode, "backend": name,
+                            "reason": "needs the fused model on a CUDA device" if model is None
+                            else "a CUDA candidate"})
+            continue
+        yield name, model
+
+
 def inference_candidates(models: dict, x, names, skipped: list, title: str) -> dict:
     """{label: zero-arg callable} of the inference candidates ``names`` on input ``x``
     (``models``: {"reference": ..., "fused": ...}); the unavailable ones go to ``skipped``."""
     calls = {}
-    for name in names:
-        model = models.get("reference" if name.startswith("ref-") else "fused")
-        if model is None or x.device.type != "cuda":
-            skipped.append({"name": title, "mode": "inference", "backend": name,
-                            "reason": "needs the fused model on a CUDA device" if model is None
-                            else "a CUDA candidate"})
-            continue
+    for name, model in _available(models, x, names, skipped, title, "inference"):
         run = GraphedModel(model) if name == "graphs" else compiled(model, name)
         calls[name] = _no_grad(run, x)
     return calls
+
+
+def train_step_models(models: dict, x, names, skipped: list, title: str) -> dict:
+    """{label: compiled copy of its model in training mode} of the training-step candidates
+    among ``names``; the unavailable ones go to ``skipped``."""
+    return {name: compiled(copy.deepcopy(model).train(), name)
+            for name, model in _available(models, x, set(names) & set(TRAIN_STEP), skipped,
+                                          title, "train_step")}
 
 
 def _no_grad(run, x):
