@@ -4,15 +4,15 @@
 Every feature map between operators is a (B, H, W, C) tensor with unit channel stride: 1x1
 convolutions and Linear layers are per-pixel matmuls (:func:`asid_fast.ops.linear.linear`, which
 also reads channel concatenations in place, adds biases and residuals and applies ESA's sigmoid
-gate), channel splits are strided views, and q, k, v are views of one projection. The chains LayerNorm -> 1x1 -> depthwise
-3x3 -> GELU / gate -> 1x1 + residual of the gated FFNs, the local modules and the attention
-projections are :func:`asid_fast.ops.conv_chain.conv_chain` (one row-streamed operator on the
-CPU, its backward another). The attention half of each SLA/SGA (LayerNorm, projection, window attention,
-output projection, residual) is :func:`asid_fast.ops.attention_block.attention_block` (one
-operator per block at inference: a window's tiles never leave the CPU kernel's scratch, one
-Triton program per window on the GPU). The window operators come from
-:mod:`asid_fast.ops`. ``backend`` selects the implementation of every one of them; "reference"
-computes what the reference model computes.
+gate), channel splits are strided views, and q, k, v are views of one projection. The chains
+LayerNorm -> 1x1 -> depthwise 3x3 -> GELU / gate -> 1x1 + residual of the gated FFNs, the local
+modules and the attention projections are :func:`asid_fast.ops.conv_chain.conv_chain` (one
+row-streamed operator on the CPU, its backward another). The attention half of each SLA/SGA
+(LayerNorm, projection, window attention, output projection, residual) is
+:func:`asid_fast.ops.attention_block.attention_block` (one operator per block at inference: a
+window's tiles never leave the CPU kernel's scratch, one Triton program per window on the GPU).
+The window operators come from :mod:`asid_fast.ops`. ``backend`` selects the implementation of
+every one of them; "reference" computes what the reference model computes.
 """
 from __future__ import annotations
 

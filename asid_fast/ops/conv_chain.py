@@ -11,10 +11,11 @@ local module (conv, GELU, dwconv, GELU), the q/k/v projection of channel attenti
 dwconv) and that of spatial attention (norm, 1x1).
 
 Operator ``asid_fast::<prefix>conv_chain_fwd(x, norm_weight?, norm_bias?, eps, w_in, b_in?,
-gelu_in, w_dw?, b_dw?, epilogue, w_out?) -> out``, so that no intermediate map touches memory:
-the extension's CPU kernels stream the image row by row, keeping the 1x1 output of the three rows
-under the 3x3 kernel in a ring buffer; the Triton kernel (prefix "triton_") recomputes the 1x1
-output at each of the 9 taps of a row segment (K and n_mid up to 64).
+gelu_in, w_dw?, b_dw?, epilogue, w_out?) -> out``: the extension's CPU kernels stream the image
+row by row, keeping the 1x1 output of the three rows under the 3x3 kernel in a ring buffer, so
+that no intermediate map touches memory; the Triton kernels (prefix "triton_"; K and n_mid up to
+64) write the 1x1 output as one map and read its 3x3 neighbourhoods in a second kernel
+(kernels/conv_chain.py).
 
 Its autograd saves the inputs only. On the CPU the backward is ``asid_fast::conv_chain_bwd(
 grad_out, <the forward's arguments>) -> (dx, dnorm_weight, dnorm_bias, dw_in, db_in, dw_dw, db_dw,

@@ -11,6 +11,8 @@
 #include <tuple>
 #include <vector>
 
+#include "ops/checks.h"
+
 namespace asid {
 namespace {
 
@@ -69,7 +71,7 @@ class DwconvFn : public torch::autograd::Function<DwconvFn> {
                                           const std::optional<at::Tensor>&, std::string)>(
         "asid_fast::depthwise_conv3x3_fwd");
     at::AutoDispatchBelowADInplaceOrView guard;
-    const bool has_bias = bias.has_value() && bias->defined();
+    const bool has_bias = given(bias);
     ctx->save_for_backward({x, weight, has_bias ? *bias : at::Tensor()});
     ctx->saved_data["epilogue"] = epilogue;
     return fwd.call(x, weight, bias, epilogue);
@@ -98,8 +100,6 @@ at::Tensor dwconv_autograd(const at::Tensor& x, const at::Tensor& weight,
 
 using LinearOp = at::Tensor(at::TensorList, const at::Tensor&, const std::optional<at::Tensor>&,
                             const std::optional<at::Tensor>&, const std::optional<at::Tensor>&);
-
-bool given(const std::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
 
 std::optional<at::Tensor> optional(const at::Tensor& t) {
   return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;

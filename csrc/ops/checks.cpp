@@ -137,7 +137,7 @@ at::ScalarType channel_stats_dtype(at::ScalarType map_dtype) {
 }
 
 at::Tensor contiguous_or_undefined(const std::optional<at::Tensor>& t) {
-  return (t.has_value() && t->defined()) ? t->contiguous() : at::Tensor();
+  return given(t) ? t->contiguous() : at::Tensor();
 }
 
 RowGrid row_grid(const at::Tensor& x) {
@@ -200,7 +200,7 @@ RowGrid check_dwconv(const at::Tensor& x, const at::Tensor& weight,
   TORCH_CHECK(weight.sizes() == at::IntArrayRef({c, 1, 3, 3}), "weight must have shape (", c,
               ", 1, 3, 3), got ", weight.sizes());
   check_like("weight", weight, "x", x, /*shape=*/false);
-  if (bias.has_value() && bias->defined()) check_vector("bias", *bias, c, x);
+  if (given(bias)) check_vector("bias", *bias, c, x);
   if (grad_out.defined()) {
     check_like("grad_out", grad_out, "x", x, /*shape=*/false);
     TORCH_CHECK(grad_out.is_contiguous(), "grad_out must be contiguous");
@@ -286,7 +286,7 @@ at::Tensor padded_rows(const at::Tensor& t, int64_t ld) {
 }
 
 at::Tensor padded_vector(const std::optional<at::Tensor>& t, int64_t ld) {
-  return t.has_value() && t->defined() ? padded_rows(t->view({1, -1}), ld) : at::Tensor();
+  return given(t) ? padded_rows(t->view({1, -1}), ld) : at::Tensor();
 }
 
 at::Tensor dwconv_taps(const at::Tensor& weight, bool flipped, int64_t ld) {

@@ -71,6 +71,11 @@ T* data_or_null(const at::Tensor& t) {
   return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
 }
 
+// Whether an optional tensor argument was given (present and defined).
+inline bool given(const std::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined();
+}
+
 // The contiguous tensor of an optional argument, or an undefined tensor.
 at::Tensor contiguous_or_undefined(const std::optional<at::Tensor>& t);
 

@@ -134,7 +134,8 @@ void conv_chain(const ConvChainArgs<T>& c, WorkQueue& queue) {
         const T* xr = g.row(c.x, bh * W + w);
         for_channel_vectors<T>(K, [&](int64_t k, auto full) {
           constexpr bool F = decltype(full)::value;
-          store_c<F>(out + w * K + k, load_c<F>(xr + k, K) + vload(s.o.data() + w * c.ld_out + k), K);
+          store_c<F>(out + w * K + k,
+                     load_c<F>(xr + k, K) + vload(s.o.data() + w * c.ld_out + k), K);
         });
       }
     }
