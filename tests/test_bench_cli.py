@@ -70,6 +70,16 @@ def test_report_gives_the_gemm_rate_beside_the_models(report):
     lines = bench_report.rates(report)
     assert lines[0].startswith("GEMM 57600x48x96")
     assert sum("of the GEMM's" in line for line in lines) == 4  # 2 models x 2 modes
+    for mode in ("inference", "train_step"):  # each mode's time at the GEMM's rate
+        line = next(line for line in lines if f" {mode} at the GEMM's rate: " in line)
+        rows = [r for r in report["results"] if r["kind"] == "model" and r["mode"] == mode]
+        ms = rows[0]["flops"] / gemm[0]["gflops"] / 1e6
+        assert f"rate: {ms:.1f} ms;" in line
+        for r in rows:
+            assert f"{r['backend']} {r['ms_median'] / ms:.2f}x" in line
+    for other in ({"dtype": "bf16"}, {"device": "cuda"}):  # fp32 on the CPU only
+        assert not any("at the GEMM's rate" in line
+                       for line in bench_report.rates({**report, **other}))
 
 
 def test_report_names_the_cpu(report):

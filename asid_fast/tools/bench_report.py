@@ -73,17 +73,29 @@ def table(report: dict) -> str:
 
 def rates(report: dict) -> list[str]:
     """Lines giving each model candidate's rate (GFLOP/s, full rule) beside the rate of the
-    1x1-convolution-shaped GEMM measured in the same run."""
+    1x1-convolution-shaped GEMM measured in the same run, then (fp32 runs on the CPU, where the
+    GEMM and the models compute alike) per model mode the time the model would take if every
+    full-rule FLOP ran at that GEMM's rate, and each candidate's time over it: an optimistic
+    ceiling for a speed target stated as a ratio to that candidate (depthwise convolutions,
+    attention products, norms, softmax and GELU run slower than a GEMM)."""
     gemm = next((r for r in report["results"] if r.get("kind") == "gemm"), None)
+    models = [r for r in report["results"] if r.get("kind") == "model" and r["gflops"]]
     lines = []
     if gemm is not None:
         lines.append(f"GEMM {gemm['shape']} (M x K x N, a 1x1 convolution's shape; fp32 "
                      f"{gemm['backend']}): {gemm['gflops']:.1f} GFLOP/s")
-    for r in report["results"]:
-        if r.get("kind") == "model" and r["gflops"]:
-            share = f", {r['gflops'] / gemm['gflops']:.0%} of the GEMM's" if gemm else ""
-            lines.append(f"{r['name']} {r['mode']} [{r['backend']}]: {r['gflops']:.1f} GFLOP/s "
-                         f"(full rule){share}")
+    for r in models:
+        share = f", {r['gflops'] / gemm['gflops']:.0%} of the GEMM's" if gemm else ""
+        lines.append(f"{r['name']} {r['mode']} [{r['backend']}]: {r['gflops']:.1f} GFLOP/s "
+                     f"(full rule){share}")
+    if gemm is None or report.get("dtype") != "fp32" or report.get("device") != "cpu":
+        return lines
+    for mode in dict.fromkeys(r["mode"] for r in models):
+        rows = [r for r in models if r["mode"] == mode]
+        ms = rows[0]["flops"] / (gemm["gflops"] * 1e9) * 1e3
+        ratios = ", ".join(f"{r['backend']} {r['ms_median'] / ms:.2f}x" for r in rows)
+        lines.append(f"{rows[0]['name']} {mode} at the GEMM's rate: {ms:.1f} ms; candidates' "
+                     f"time over it: {ratios}")
     return lines
 
 
