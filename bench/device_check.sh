@@ -22,17 +22,17 @@
 # refreshed after every stage), targets.txt and device_check.log to $OUT. Needs only torch,
 # triton, numpy and pillow (pytest for steps 5 and 7, matplotlib for the plot); installs this
 # package alone (no dependencies, nothing from an index). Ends within BUDGET_S seconds (default
-# 420, seven minutes, which reaches the eager targets, the profile, the core parity tests and
+# 480, eight minutes, which reaches the eager targets, the profile, the core parity tests and
 # the compiled reference's inference; BUDGET_S=600 runs more): each stage has a time limit, cut
 # to what is left; stages that no longer fit are skipped and reported.
 # Exit status: 0 all passed; 1 a failure (build, parity, benchmark error or output mismatch);
 # 2 incomplete (no pytest, or stages skipped for time) with nothing failed.
-# Usage: bash bench/device_check.sh      (PYTHON=python3 BUDGET_S=420 TORCH_CUDA_ARCH_LIST=...)
+# Usage: bash bench/device_check.sh      (PYTHON=python3 BUDGET_S=480 TORCH_CUDA_ARCH_LIST=...)
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PY=${PYTHON:-python3}
-BUDGET_S=${BUDGET_S:-420}
+BUDGET_S=${BUDGET_S:-480}
 FINAL_RESERVE_S=20  # kept for step 8
 START=$(date +%s)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -137,9 +137,9 @@ parity() {  # parity core|rest; returns 3 (PARITY_NO_PYTEST) when pytest is miss
     which=(-m cuda tests/)
     for path in "${core[@]}"; do which+=(--ignore "$path"); done
   fi
-  # with pytest-xdist, tests run in 4 worker processes: a crashing test (a segfault in a kernel)
+  # with pytest-xdist, tests run in 8 worker processes: a crashing test (a segfault in a kernel)
   # costs that test, not the rest of the run
-  "$PY" -c "import xdist" 2>/dev/null && workers=(-n 4)
+  "$PY" -c "import xdist" 2>/dev/null && workers=(-n 8)
   "$PY" -m pytest "${which[@]}" -q -rfEs -p no:cacheprovider "${workers[@]}"
   local rc=$?
   if (( rc == 5 )); then
@@ -227,7 +227,7 @@ main() {
     *) INCOMPLETE+=("kernel profile (failed or cut; the benchmarks are unaffected)") ;;
   esac
   publish
-  stage "parity core" 90 parity core
+  stage "parity core" 150 parity core
   check_parity "GPU PARITY TESTS (core)" $?
   publish
   stage "ddp amp smoke" 45 ddp_smoke

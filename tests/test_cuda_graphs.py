@@ -129,18 +129,22 @@ def _rel(a, b):
 @needs_cuda
 @pytest.mark.parametrize("autocast", [None, torch.bfloat16])
 def test_graph_replay_matches_eager(autocast):
-    """Replays of one capture on new values, and a padded smaller batch, equal eager runs (the
-    same kernels: 1e-6 covers cuDNN picking another algorithm inside the capture)."""
+    """Replays of one capture on new values, and a padded smaller batch, equal eager runs within
+    float32 rounding: cuDNN may pick another algorithm inside the capture (measured 1.0e-6 on an
+    H200), hence 1e-5; cuDNN's TF32 is off, as on, it put the two 3.5e-4 apart."""
+    from test_model_parity import cudnn_without_tf32
+
     model = _fused_model()
     runner = GraphedModel(model)
-    with torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
+    with cudnn_without_tf32(), \
+            torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
         for batch in (3, 3, 2):
             x = torch.rand(batch, 3, 24, 40, device="cuda") * 2 - 1
             with torch.no_grad():
                 want = model(x)
             got = runner(x)
             assert got.dtype == want.dtype and got.shape == want.shape
-            assert _rel(got, want) <= 1e-6
+            assert _rel(got, want) <= 1e-5
     assert len(runner.cache.keys()) == 1
 
 
@@ -148,12 +152,15 @@ def test_graph_replay_matches_eager(autocast):
 @needs_cuda
 def test_reduce_overhead_compile_of_the_fused_model():
     """torch.compile(mode="reduce-overhead", fullgraph=True): one graph, CUDA graphs replayed,
-    output within 1e-4 of eager (inductor fuses the plain-PyTorch parts in another order)."""
+    output within 1e-4 of eager (inductor fuses the plain-PyTorch parts in another order).
+    cuDNN's TF32 is off: with it on, the two were 2.3e-4 apart on an H200."""
+    from test_model_parity import cudnn_without_tf32
+
     torch._dynamo.reset()
     model = _fused_model()
     compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
     x = torch.rand(1, 3, 24, 40, device="cuda") * 2 - 1
-    with torch.no_grad():
+    with cudnn_without_tf32(), torch.no_grad():
         want = model(x)
         for _ in range(3):  # cudagraph trees record on the second run, replay from the third
             got = compiled(x).clone()

@@ -129,6 +129,25 @@ def test_auto_order():
     assert _registry.auto_order("window_attention_fwd", "cpu") == ("cpu", "reference")
 
 
+def test_auto_order_by_size():
+    """Channel attention on CUDA: Triton first for a few long pixel groups (the cell groups of a
+    720p input at batch 1), the CUDA kernels first for many short ones (its windows, and cell
+    groups of a batch of training crops); the op's own size function gives (channels, groups,
+    pixels per group); the CPU order does not depend on the size."""
+    def order(mode, shape, device_type="cuda"):
+        q = torch.empty(shape, device="meta")
+        size = OPS["channel_attention_fwd"].size(q, q, q, torch.empty(1), mode, 8)
+        return _registry.auto_order("channel_attention_fwd", device_type, torch.float32, size)
+
+    assert order("cell", (1, 184, 320, 48)) == ("triton", "cuda", "reference")
+    assert order("window", (1, 184, 320, 48)) == ("cuda", "triton", "reference")
+    assert order("cell", (16, 64, 64, 48)) == ("cuda", "triton", "reference")
+    assert order("cell", (1, 184, 320, 48), "cpu") == ("cpu", "reference")
+    q = torch.empty(1, 184, 320, 48, device="meta")
+    assert OPS["channel_attention_bwd"].size(q, q, q, q, None, None, None, None, "cell", 8) == (
+        48, 64, 920)
+
+
 @EXTENSION
 def test_auto_resolution_on_the_cpu():
     assert resolve("window_attention_fwd", "auto", "cpu", torch.float32, (64, 24)) == "cpu"
@@ -142,7 +161,7 @@ def test_backend_limits_skip_to_the_next_backend():
     assert "at most 64 tokens" in OPS["window_attention_fwd"].limits("cuda", 144, 20)
     assert "128 tokens" in OPS["window_attention_fwd"].limits("triton", 144, 20)
     assert OPS["window_attention_fwd"].limits("cpu", 144, 20) is None
-    assert "at most 128 channels" in OPS["channel_attention_fwd"].limits("triton", 129)
+    assert "at most 128 channels" in OPS["channel_attention_fwd"].limits("triton", 129, 64, 64)
 
 
 def test_named_backends_are_checked():

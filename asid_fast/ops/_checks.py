@@ -21,8 +21,11 @@ def autocast_inputs(*tensors):
     serve: it casts to one dtype fixed at registration, not the region's bf16 or fp16."""
     first = next((t for t in tensors if isinstance(t, torch.Tensor)), None)
     device_type = first.device.type if first is not None else "meta"
-    if (not torch.amp.is_autocast_available(device_type)
-            or not torch.is_autocast_enabled(device_type)):
+    # CPU and CUDA always have autocast; asking torch.amp.is_autocast_available for them would
+    # break a Dynamo fullgraph trace on torch releases that cannot trace that builtin
+    if device_type not in ("cpu", "cuda") and not torch.amp.is_autocast_available(device_type):
+        return tensors
+    if not torch.is_autocast_enabled(device_type):
         return tensors
     dtype = torch.get_autocast_dtype(device_type)
     return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.dtype in AUTOCAST_DTYPES else t

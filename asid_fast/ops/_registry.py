@@ -61,6 +61,8 @@ class OpDef:
     *size)`` why a backend cannot run an op of that size (a window too large for one tile), or
     None.
     ``auto``: a device type's preference order when it differs from :data:`AUTO`.
+    ``order(device_type, *size)``: the preference order for a request of that size where the
+    fastest backend depends on the size, or None to use ``auto``.
     ``tensor_core_backends``: backends that "auto" takes for this op on CUDA only where its
     products run on tensor cores (:func:`tensor_core_products`): kernels built around large
     ``tl.dot`` tiles, which in IEEE float32 run slower than the op's composition
@@ -78,6 +80,7 @@ class OpDef:
     size: Callable | None = None
     limits: Callable | None = None
     auto: dict = field(default_factory=dict)
+    order: Callable | None = None
     tensor_core_backends: tuple[str, ...] = ()
 
 
@@ -277,13 +280,14 @@ def tensor_core_products(device_type: str, dtype: torch.dtype) -> bool:
     return dtype in (torch.float16, torch.bfloat16)
 
 
-def auto_order(op_name: str, device_type: str, dtype: torch.dtype | None = None
-               ) -> tuple[str, ...]:
-    """The backends "auto" tries for ``op_name`` on ``device_type``, in order; given ``dtype``,
-    without the op's :attr:`OpDef.tensor_core_backends` where its products would not run on
-    tensor cores."""
+def auto_order(op_name: str, device_type: str, dtype: torch.dtype | None = None,
+               size: tuple = ()) -> tuple[str, ...]:
+    """The backends "auto" tries for ``op_name`` on ``device_type``, in order (for a request of
+    ``size`` where the op's :attr:`OpDef.order` depends on it); given ``dtype``, without the op's
+    :attr:`OpDef.tensor_core_backends` where its products would not run on tensor cores."""
     op = OPS[op_name]
-    order = op.auto.get(device_type) or AUTO.get(device_type, ("reference",))
+    order = ((op.order is not None and size and op.order(device_type, *size))
+             or op.auto.get(device_type) or AUTO.get(device_type, ("reference",)))
     if dtype is None or tensor_core_products(device_type, dtype):
         return order
     return tuple(b for b in order if b not in op.tensor_core_backends)
@@ -333,7 +337,7 @@ def resolve(op_name: str, backend: str, device_type: str, dtype: torch.dtype,
             raise RuntimeError(f"asid_fast: backend {backend!r} cannot run {op_name} on "
                                f"{device_type}: {reason}")
         return backend
-    for name in auto_order(op_name, device_type, dtype):
+    for name in auto_order(op_name, device_type, dtype, size):
         reason = why_not(op_name, name, device_type, dtype, size)
         if reason is None:
             return name
@@ -353,7 +357,8 @@ def compiled_backend(op_name: str, backend: str, device_type: str, dtype: torch.
     same ``backend``). "auto" takes the first of :func:`auto_order` that can run it."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    for name in auto_order(op_name, device_type, dtype) if backend == "auto" else (backend,):
+    for name in (auto_order(op_name, device_type, dtype, size) if backend == "auto"
+                 else (backend,)):
         if name == "reference":
             return None
         if why_not(op_name, name, device_type, dtype, size) is None:
