@@ -141,6 +141,19 @@ def test_autocast_inputs_casts_like_autocast():
     assert cd is d  # float64 is not autocast's to cast
 
 
+def test_autocast_inputs_stays_traceable_on_cpu_and_cuda(monkeypatch):
+    """Dynamo in torch 2.11 cannot trace ``torch.amp.is_autocast_available`` (a fullgraph
+    compile of the fused model on an H200 broke there), so for CPU and CUDA tensors, whose
+    device types always have autocast, the check must not call it."""
+    def untraceable(device_type):
+        raise AssertionError(f"is_autocast_available({device_type!r}) called")
+    monkeypatch.setattr(torch.amp, "is_autocast_available", untraceable)
+    x = torch.randn(2, 3)
+    assert autocast_inputs(x) == (x,)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert autocast_inputs(x)[0].dtype == torch.bfloat16
+
+
 def _autocast_cases():
     """Each public op on mixed-dtype inputs (float32 maps, some float16 weights), as a model
     under autocast hands them over: (name, the op called with a backend, its inputs)."""
