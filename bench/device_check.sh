@@ -5,7 +5,8 @@
 #   3. issue 18's target cases, cheapest first (asid-fast bench, ASID x4):
 #      inference 1x3x180x320 fp32 and bf16: reference and fused eager, fused with CUDA graphs;
 #      training step 16x3x64x64 fp32: reference and fused (peak memory included);
-#   4. GPU time per kernel of one fused x4 call in bf16 and fp32 (bench/profile_model.py);
+#   4. GPU time per kernel of one fused x4 call in bf16 and fp32 (bench/profile_model.py), and
+#      the ops suite for channel attention, the shared window attention and LayerNorm;
 #   5. core GPU parity: pytest -m cuda on the model, CUDA-graph and precision tests;
 #   6. a 1-process torchrun training smoke run with --amp bf16 (2 steps);
 #   7. as the budget allows: inference fp32 with torch.compile(reference) (default mode; its
@@ -227,6 +228,10 @@ main() {
     *) INCOMPLETE+=("kernel profile (failed or cut; the benchmarks are unaffected)") ;;
   esac
   publish
+  # the per-op evidence behind "auto"'s size-dependent channel-attention order, and the two next
+  # largest kernels of the fp32 profile, CUDA against Triton against the reference
+  run_bench ops_bf16 40 --suites ops --dtype bf16 --ops channel_attention,shared_window_attention
+  run_bench ops_fp32 40 --suites ops --ops channel_attention,layer_norm
   stage "parity core" 150 parity core
   check_parity "GPU PARITY TESTS (core)" $?
   publish
