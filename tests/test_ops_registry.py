@@ -143,6 +143,7 @@ def test_auto_order_by_size():
     assert order("window", (1, 184, 320, 48)) == ("cuda", "triton", "reference")
     assert order("cell", (16, 64, 64, 48)) == ("cuda", "triton", "reference")
     assert order("cell", (1, 184, 320, 48), "cpu") == ("cpu", "reference")
+    assert _registry.auto_order("channel_attention_fwd", "cuda") == ("cuda", "triton", "reference")
     q = torch.empty(1, 184, 320, 48, device="meta")
     assert OPS["channel_attention_bwd"].size(q, q, q, q, None, None, None, None, "cell", 8) == (
         48, 64, 920)

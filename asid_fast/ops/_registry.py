@@ -61,8 +61,8 @@ class OpDef:
     *size)`` why a backend cannot run an op of that size (a window too large for one tile), or
     None.
     ``auto``: a device type's preference order when it differs from :data:`AUTO`.
-    ``order(device_type, *size)``: the preference order for a request of that size where the
-    fastest backend depends on the size, or None to use ``auto``.
+    ``order``: where a device type's fastest backend depends on the request's size, a function
+    ``fn(*size)`` giving the preference order for that size (or None for the usual one).
     ``tensor_core_backends``: backends that "auto" takes for this op on CUDA only where its
     products run on tensor cores (:func:`tensor_core_products`): kernels built around large
     ``tl.dot`` tiles, which in IEEE float32 run slower than the op's composition
@@ -80,7 +80,7 @@ class OpDef:
     size: Callable | None = None
     limits: Callable | None = None
     auto: dict = field(default_factory=dict)
-    order: Callable | None = None
+    order: dict = field(default_factory=dict)
     tensor_core_backends: tuple[str, ...] = ()
 
 
@@ -286,7 +286,8 @@ def auto_order(op_name: str, device_type: str, dtype: torch.dtype | None = None,
     ``size`` where the op's :attr:`OpDef.order` depends on it); given ``dtype``, without the op's
     :attr:`OpDef.tensor_core_backends` where its products would not run on tensor cores."""
     op = OPS[op_name]
-    order = ((op.order is not None and size and op.order(device_type, *size))
+    by_size = op.order.get(device_type)
+    order = ((by_size is not None and size and by_size(*size))
              or op.auto.get(device_type) or AUTO.get(device_type, ("reference",)))
     if dtype is None or tensor_core_products(device_type, dtype):
         return order
@@ -395,6 +396,8 @@ def summary(backend: str, device_type: str, dtype: torch.dtype) -> str:
             runs = compiled_backend(name, backend, device_type, dtype) or "reference"
             if runs != main and (runs != "reference" or main in op.backends):
                 others.add(f"{op.family} on {runs}")
+            elif backend == "auto" and device_type in op.order:
+                others.add(f"{op.family} by size")
     others = sorted(others)
     if others:
         text += "; " + ", ".join(others)
