@@ -131,7 +131,8 @@ def _rel(a, b):
 def test_graph_replay_matches_eager(autocast):
     """Replays of one capture on new values, and a padded smaller batch, equal eager runs within
     float32 rounding: cuDNN may pick another algorithm inside the capture (measured 1.0e-6 on an
-    H200), hence 1e-5; cuDNN's TF32 is off, as on, it put the two 3.5e-4 apart."""
+    H200), hence 1e-5. cuDNN's TF32 is off: with it on (torch's default) the two were 3.5e-4
+    apart."""
     from test_model_parity import cudnn_without_tf32
 
     model = _fused_model()
