@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from asid_fast.cuda_graphs import Captured, GraphCache, GraphedModel
-from asid_fast.tools.upscale import replays_graphs
 
 
 class FakeCapture:
@@ -104,12 +103,6 @@ def test_bad_inputs_are_refused_clearly():
         cache(torch.randn(0, 3, 8, 8))
 
 
-def test_tools_replay_graphs_on_cuda_when_tiling():
-    assert replays_graphs(torch.device("cuda"), 64)
-    assert not replays_graphs(torch.device("cuda"), 0)
-    assert not replays_graphs(torch.device("cpu"), 64)
-
-
 # ---- on a GPU ---------------------------------------------------------------------------------
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -178,6 +171,6 @@ def test_tiled_upscale_through_graphs_matches_eager():
     x = torch.rand(1, 3, 70, 90, device="cuda")
     with torch.inference_mode():
         want = tiled_forward(model_fn(model, torch.float32), x, 2, tile=32, overlap=8, batch=4)
-        got = tiled_forward(model_fn(model, torch.float32, graphs=True), x, 2, tile=32,
+        got = tiled_forward(model_fn(model, torch.float32, replay=True), x, 2, tile=32,
                             overlap=8, batch=4)
     assert _rel(got, want) <= 1e-6

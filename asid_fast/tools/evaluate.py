@@ -17,7 +17,7 @@ from .imageio import Picture, list_images, read_header, read_rgb8
 from .imresize import imresize
 from .metrics import WINDOW, psnr, ssim
 from .tiling import check_tiling
-from .upscale import check_size, model_fn, replays_graphs, upscale_picture
+from .upscale import check_size, model_fn, replays_captures, upscale_picture
 
 
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
@@ -129,7 +129,7 @@ def evaluate(hr, scale: int, weights=None, bicubic=False, lr=None, variant="asid
         sr = bicubic_sr(scale)
     else:
         model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
-        sr = model_sr(model_fn(model, dt, replays_graphs(dev, tile)), scale, dev, tile, overlap,
+        sr = model_sr(model_fn(model, dt, replays_captures(dev, tile)), scale, dev, tile, overlap,
                       batch)
     result = score(read_pairs(found, scale), sr, scale, progress=progress)
     if json_path is not None:

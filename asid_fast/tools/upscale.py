@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from ..cuda_graphs import GraphedModel
+from ..traced import TracedModel
 from . import runtime
 from .atomic import check_writable
 from .errors import UserError
@@ -39,18 +40,27 @@ def quantize(img01: torch.Tensor, dtype) -> np.ndarray:
     return np.clip(np.round(arr), 0, peak).astype(dtype)
 
 
-def replays_graphs(device: torch.device, tile: int) -> bool:
-    """Whether a run on ``device`` with LR tiles of side ``tile`` replays CUDA graphs: on CUDA
-    when tiling (every tile of an image has one shape, so it captures once; a short last batch
-    is padded to it). Whole images (``tile`` 0) have a shape each, and a capture (two warm-up
-    forwards and the captured one) would cost more than it saves."""
-    return device.type == "cuda" and tile > 0
+def replays_captures(device: torch.device, tile: int) -> bool:
+    """Whether a run on ``device`` with LR tiles of side ``tile`` replays a captured forward:
+    when tiling, as every tile of an image has one shape (a short last batch is padded to it):
+    CUDA graphs on CUDA, a trace (:class:`asid_fast.traced.TracedModel`) on the CPU. Whole
+    images (``tile`` 0) have a shape each, and a capture would cost more than it saves."""
+    return device.type in ("cuda", "cpu") and tile > 0
 
 
-def model_fn(model: torch.nn.Module, dtype: torch.dtype, graphs: bool = False):
-    """Wrap ``model`` as [0, 1] images -> [0, 1] images, running in ``dtype``; through
-    :class:`asid_fast.cuda_graphs.GraphedModel` when ``graphs``."""
-    forward = GraphedModel(model) if graphs else model
+TRACE_AFTER = 100  # tile forwards of one shape run eagerly before the CPU traces them
+
+
+def model_fn(model: torch.nn.Module, dtype: torch.dtype, replay: bool = False):
+    """Wrap ``model`` as [0, 1] images -> [0, 1] images, running in ``dtype``; when ``replay``,
+    through :class:`asid_fast.cuda_graphs.GraphedModel` on CUDA (a capture is cheap) and
+    :class:`asid_fast.traced.TracedModel` on the CPU after :data:`TRACE_AFTER` forwards of a
+    shape (a trace costs about 100 forwards' savings), by the device of the model's parameters."""
+    forward = model
+    if replay:
+        device = next(model.parameters()).device
+        forward = (GraphedModel(model) if device.type == "cuda"
+                   else TracedModel(model, after=TRACE_AFTER))
 
     def run(x01):
         return runtime.from_model(forward(runtime.to_model(x01).to(dtype)).float())
@@ -171,7 +181,7 @@ def upscale(inputs, out, scale: int, weights=None, variant="asid", tile=64, over
             failed(src, e)
     if jobs:
         model, dev, dt = runtime.prepare_model(scale, variant, weights, backend, device, dtype)
-        fn = model_fn(model, dt, replays_graphs(dev, tile))
+        fn = model_fn(model, dt, replays_captures(dev, tile))
         for src, dst in tqdm(jobs, desc="upscale", unit="img", disable=not progress or len(jobs) == 1):
             try:
                 result = upscale_picture(read_image(src), fn, scale, dev, tile, overlap, batch,
