@@ -32,15 +32,21 @@ from .cuda_graphs import Captured, GraphCache, graph_key
 
 def trace(model: Callable, shape: tuple, dtype: torch.dtype, device: torch.device,
           pool=None) -> Captured:
-    """``model``'s forward traced on an input of ``shape`` (values in [-1, 1)); ``pool`` is
-    unused (a :class:`GraphCache` capture function's signature)."""
+    """``model``'s forward traced on an input of ``shape`` (values in [-1, 1)), or ``model``
+    itself with a warning where torch cannot trace it; ``pool`` is unused (a
+    :class:`GraphCache` capture function's signature)."""
     example = torch.rand(shape, dtype=dtype, device=device) * 2 - 1
-    with warnings.catch_warnings():
-        # the shape checks of a traced forward read sizes as Python numbers, which is right for
-        # the one shape a trace serves; torch.jit.trace itself warns that it is deprecated
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(model, example, check_trace=False)
+    try:
+        with warnings.catch_warnings():
+            # the shape checks of a traced forward read sizes as Python numbers, which is right
+            # for the one shape a trace serves; torch.jit.trace itself warns that it is deprecated
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            traced = torch.jit.trace(model, example, check_trace=False)
+    except Exception as e:  # a trace only saves time: without one, the model runs as it is
+        warnings.warn(f"asid_fast: could not trace the model ({type(e).__name__}: {e}); "
+                      "running it without a trace", RuntimeWarning, stacklevel=2)
+        return Captured(model, None)
 
     def run(x):
         with torch.jit.optimized_execution(False):

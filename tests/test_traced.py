@@ -71,6 +71,17 @@ def test_trace_after_some_eager_calls(model, monkeypatch):
         TracedModel(model, after=-1)
 
 
+def test_a_model_torch_cannot_trace_runs_as_it_is(model, monkeypatch):
+    def fails(*args, **kwargs):
+        raise RuntimeError("no tracing here")
+    monkeypatch.setattr(torch.jit, "trace", fails)
+    x = torch.rand(1, 3, 13, 21)
+    with pytest.warns(RuntimeWarning, match="could not trace the model .RuntimeError: no tracing"):
+        got = TracedModel(model)(x)
+    with torch.no_grad():
+        assert torch.equal(got, model(x))
+
+
 def test_tools_replay_captures_when_tiling():
     assert replays_captures(torch.device("cuda"), 64)
     assert replays_captures(torch.device("cpu"), 64)
