@@ -18,6 +18,18 @@ def model():
     return fused_twin(randomized_reference(2, "asid", torch.float32), "auto").eval()
 
 
+@pytest.fixture
+def trace_calls(monkeypatch):
+    """The input shapes traced from now on (traced.trace still does the tracing)."""
+    calls, trace = [], traced.trace
+
+    def counting(*args):
+        calls.append(args[1])
+        return trace(*args)
+    monkeypatch.setattr(traced, "trace", counting)
+    return calls
+
+
 def test_traces_equal_eager_runs(model):
     """The same ops on the same input: the same bits. A smaller batch is padded to the traced one
     and replays that trace; the padded images change the batch the ops see, and torch's small
@@ -47,24 +59,17 @@ def test_traced_model_refuses_other_inputs(model):
         runner(torch.empty(1, 3, 8, 8, device="meta"))
 
 
-def test_trace_after_some_eager_calls(model, monkeypatch):
+def test_trace_after_some_eager_calls(model, trace_calls):
     """With ``after``, each (key, batch) runs the model itself that many times, then traces."""
-    calls = []
-
-    def counting(*args):
-        calls.append(args[1])
-        return trace(*args)
-    trace = traced.trace
-    monkeypatch.setattr(traced, "trace", counting)
     runner = TracedModel(model, after=2)
     x = torch.rand(2, 3, 13, 21)
     with torch.no_grad():
         want = model(x)
         for expected in ([], [], [(2, 3, 13, 21)], [(2, 3, 13, 21)]):
             assert torch.equal(runner(x), want)
-            assert calls == expected
+            assert trace_calls == expected
         runner(x[:1])  # another batch: counted apart, eager
-    assert calls == [(2, 3, 13, 21)]
+    assert trace_calls == [(2, 3, 13, 21)]
     runner.reset()
     assert runner.cache.keys() == [] and not runner._calls
     with pytest.raises(ValueError, match="after must be >= 0"):
@@ -90,22 +95,15 @@ def test_tools_replay_captures_when_tiling():
     assert not replays_captures(torch.device("meta"), 64)
 
 
-def test_tiled_upscale_traces_once(model, monkeypatch):
+def test_tiled_upscale_traces_once(model, trace_calls, monkeypatch):
     """Every tile has one shape: one trace for the whole image, made after the tools' first
     eager forwards (TRACE_AFTER, 2 here for 3 batches of 4 tiles), and the same output as the
     eager tile loop."""
-    calls = []
-
-    def counting(*args):
-        calls.append(args[1])
-        return trace(*args)
-    trace = traced.trace
-    monkeypatch.setattr(traced, "trace", counting)
     monkeypatch.setattr(upscale, "TRACE_AFTER", 2)
     x = torch.rand(1, 3, 40, 50)
     with torch.inference_mode():
         want = tiled_forward(model_fn(model, torch.float32), x, 2, tile=16, overlap=4, batch=4)
         got = tiled_forward(model_fn(model, torch.float32, replay=True), x, 2, tile=16,
                             overlap=4, batch=4)
-    assert calls == [(4, 3, 16, 16)]
+    assert trace_calls == [(4, 3, 16, 16)]
     assert torch.equal(got, want)
