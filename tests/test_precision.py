@@ -89,6 +89,24 @@ def test_auto_takes_the_tile_kernels_on_cuda_only_where_products_use_tensor_core
         assert _registry.resolve(name, "auto", "cuda", torch.float32, size) == "reference"
 
 
+def test_channel_attention_leaves_triton_out_in_ieee_float32():
+    """Channel attention's Triton kernel, first on CUDA for a 720p input's long cell groups, took
+    1.21 ms in IEEE float32 on an H200 against the CUDA kernel's 0.68 ms (its tl.dot without
+    tensor cores; bench/results/20261204T165354Z_h200): "auto" takes it for those groups in half
+    types and with TF32 allowed only."""
+    q = torch.empty(1, 184, 320, 48, device="meta")
+    size = _registry.OPS["channel_attention_fwd"].size(q, q, q, torch.empty(1), "cell", 8)
+
+    def order(dtype):
+        return _registry.auto_order("channel_attention_fwd", "cuda", dtype, size)
+
+    with matmul_precision("ieee"):
+        assert order(torch.float32) == ("cuda", "reference")
+        assert order(torch.bfloat16) == ("triton", "cuda", "reference")
+    with matmul_precision("tf32"):
+        assert order(torch.float32) == ("triton", "cuda", "reference")
+
+
 def test_summary_names_the_backend_of_every_op_that_differs(every_backend_usable):
     """On CUDA in bfloat16 the attention blocks and chains run on Triton, the depthwise
     convolution on cuDNN, channel attention on a backend chosen by size, the rest on the CUDA

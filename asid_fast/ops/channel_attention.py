@@ -42,9 +42,10 @@ def _limits(backend, channels, groups, members):
 def _cuda_order(channels, groups, members):
     """Triton first for fewer groups than pixels per group (the cell groups of an image larger than
     64 x 64 at batch 1): the CUDA kernel runs one block per group and streams its pixels, which for
-    64 groups of 920 pixels on an H200 took 0.77 ms against Triton's 0.12 ms in bf16 (0.69 against
-    0.50 ms in float32); for many short groups (windows, training crops) the CUDA kernels are as
-    fast or faster, backward included (bench/results/20261126T074804Z_h200/ops_*.json)."""
+    64 groups of 920 pixels on an H200 took 0.87 ms against Triton's 0.34 ms in bf16; for many
+    short groups (windows, training crops) the CUDA kernels are as fast or faster, backward
+    included. Triton is a tensor-core backend: in IEEE float32 its tiles took 1.21 ms there, so
+    "auto" leaves it out (bench/results/20261204T165354Z_h200/NOTES.md)."""
     if members > groups:
         return ("triton", "cuda", "reference")
     return None
@@ -127,7 +128,7 @@ define(OpDef(
     schema="(Tensor q, Tensor k, Tensor v, Tensor temperature, str mode, int window) "
            "-> (Tensor out, Tensor attn, Tensor rq, Tensor rk)",
     fake=_fwd_fake, reference=_fwd_reference, size=_fwd_size, limits=_limits,
-    order={"cuda": _cuda_order},
+    order={"cuda": _cuda_order}, tensor_core_backends=("triton",),
     backward=_fwd_backward, setup_context=_fwd_setup,
     flops=lambda q, k, v, *_, **__: 2 * _matmul_flops(q),
 ))
@@ -137,7 +138,7 @@ define(OpDef(
            "Tensor rq, Tensor rk, str mode, int window) "
            "-> (Tensor dq, Tensor dk, Tensor dv, Tensor dtemperature)",
     fake=_bwd_fake, reference=_bwd_reference, size=_bwd_size, limits=_limits,
-    order={"cuda": _cuda_order},
+    order={"cuda": _cuda_order}, tensor_core_backends=("triton",),
     flops=lambda go, q, *_, **__: 4 * _matmul_flops(q),
 ))
 
