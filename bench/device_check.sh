@@ -5,16 +5,18 @@
 #   3. issue 18's target cases, cheapest first (asid-fast bench, ASID x4):
 #      inference 1x3x180x320 fp32 and bf16: reference and fused eager, fused with CUDA graphs;
 #      training step 16x3x64x64 fp32: reference and fused (peak memory included);
-#   4. GPU time per kernel of one fused x4 call in bf16 and fp32 (bench/profile_model.py), and
-#      the ops suite for channel attention, the shared window attention and LayerNorm;
+#   4. GPU time per kernel of one fused x4 call in bf16 and fp32 (bench/profile_model.py);
 #   5. core GPU parity: pytest -m cuda on the model, CUDA-graph and precision tests;
 #   6. a 1-process torchrun training smoke run with --amp bf16 (2 steps);
-#   7. as the budget allows: inference fp32 with torch.compile(reference) (default mode; its
-#      stage's limit caps the compile), the training step with it and with the reduce-overhead
-#      compile of the fused model (CUDA graphs for forward and backward), inference fp32 with the
-#      reduce-overhead compiles (reference and fused), inference bf16 compiled, the capped
-#      max-autotune compile of the reference, then the rest of the GPU parity tests (pytest -m
-#      cuda on tests/; the Triton kernel tests compile many float32/float64 kernels);
+#   7. as the budget allows: the training step fp32 of the reference and the fused model, each
+#      eager and under torch.compile (default mode, what `asid-fast train --compile` runs);
+#      inference fp32 with torch.compile(reference) (its stage's limit caps the compile); the
+#      training step with the reduce-overhead compile of the fused model (CUDA graphs for forward
+#      and backward), inference fp32 with the reduce-overhead compiles (reference and fused),
+#      inference bf16 compiled, the capped max-autotune compile of the reference, the ops suite
+#      for channel attention, the shared window attention and LayerNorm, then the rest of the
+#      GPU parity tests (pytest -m cuda on tests/; the Triton kernel tests compile many
+#      float32/float64 kernels);
 #   8. check every benchmark JSON (schema, failed candidates, outputs vs reference), plot, and
 #      judge the targets (bench/gpu_targets.py: MET / MISSED / UNMEASURED).
 # Every benchmark row carries the kernel launches of one call (torch.profiler: kernels, launch
@@ -24,8 +26,8 @@
 # triton, numpy and pillow (pytest for steps 5 and 7, matplotlib for the plot); installs this
 # package alone (no dependencies, nothing from an index). Ends within BUDGET_S seconds (default
 # 480, eight minutes, which reaches the eager targets, the profile, the core parity tests and
-# the compiled reference's inference; BUDGET_S=600 runs more): each stage has a time limit, cut
-# to what is left; stages that no longer fit are skipped and reported.
+# part of the compiled training steps; BUDGET_S=600 gives those their whole limit): each stage
+# has a time limit, cut to what is left; stages that no longer fit are skipped and reported.
 # Exit status: 0 all passed; 1 a failure (build, parity, benchmark error or output mismatch);
 # 2 incomplete (no pytest, or stages skipped for time) with nothing failed.
 # Usage: bash bench/device_check.sh      (PYTHON=python3 BUDGET_S=480 TORCH_CUDA_ARCH_LIST=...)
@@ -228,10 +230,6 @@ main() {
     *) INCOMPLETE+=("kernel profile (failed or cut; the benchmarks are unaffected)") ;;
   esac
   publish
-  # the per-op evidence behind "auto"'s size-dependent channel-attention order, and the two next
-  # largest kernels of the fp32 profile, CUDA against Triton against the reference
-  run_bench ops_bf16 40 --suites ops --dtype bf16 --ops channel_attention,shared_window_attention
-  run_bench ops_fp32 40 --suites ops --ops channel_attention,layer_norm
   stage "parity core" 150 parity core
   check_parity "GPU PARITY TESTS (core)" $?
   publish
@@ -242,14 +240,19 @@ main() {
     *) FAILED+=("torchrun --amp bf16 smoke run") ;;
   esac
   publish
+  # the training step of the reference and of the fused model, each eager and compiled (what
+  # `asid-fast train --compile` runs), side by side
+  run_bench x4_train_fp32_compile 200 "${x4[@]}" --suites train_step --compare compile
   run_bench x4_infer_fp32_compile 150 "${x4[@]}" --suites inference --compare ref-compile
-  run_bench x4_train_fp32_compile 150 "${x4[@]}" --suites train_step --compare ref-compile
   run_bench x4_train_fp32_fused_ro 150 "${x4[@]}" --suites train_step --compare fused-compile-ro
   run_bench x4_infer_fp32_ro 90 "${x4[@]}" --suites inference \
     --compare ref-compile-ro,fused-compile-ro
   run_bench x4_infer_bf16_compile 80 "${x4[@]}" --suites inference --dtype bf16 \
     --compare ref-compile
   run_bench x4_infer_fp32_max 120 "${x4[@]}" --suites inference --compare ref-compile-max
+  # the per-op evidence behind "auto"'s channel-attention order, and the next largest kernels
+  run_bench ops_bf16 40 --suites ops --dtype bf16 --ops channel_attention,shared_window_attention
+  run_bench ops_fp32 40 --suites ops --ops channel_attention,layer_norm
   stage "parity rest" 200 parity rest
   check_parity "GPU PARITY TESTS (all other cuda tests)" $?
 

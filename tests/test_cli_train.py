@@ -67,6 +67,43 @@ def test_crash_and_resume_continue_exactly(tmp_path, hr_dir, monkeypatch):
     assert last < 0.7 * first, (first, last)
 
 
+def test_compile_trains_the_same_steps_and_saves_plain_weights(tmp_path, hr_dir, monkeypatch):
+    """--compile runs the step under torch.compile (here with Dynamo's "eager" backend: the graph
+    capture without Inductor's minutes of code generation): the same losses and weights as the
+    uncompiled run, bit for bit, a checkpoint without the compiled wrapper's key prefix, and a
+    run that can continue without it."""
+    real_compile, compiled = torch.compile, []
+
+    def eager_compile(net):
+        compiled.append(net)
+        return real_compile(net, backend="eager")
+
+    plain, run = tmp_path / "plain", tmp_path / "compiled"
+    train(plain, data=[hr_dir], steps=4, save_every=2, progress=False, **TINY)
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    train(run, data=[hr_dir], steps=2, save_every=2, compile=True, progress=False, **TINY)
+    assert len(compiled) == 1
+    assert json.loads((run / "config.json").read_text())["compile"] is True
+    assert main(["train", "--resume", str(run), "--steps", "4", "--no-compile"]) == 0
+    assert len(compiled) == 1
+    assert losses(run) == losses(plain)
+    a = torch.load(plain / "last.pt", weights_only=True)["model"]
+    b = torch.load(run / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys()
+    for name, tensor in a.items():
+        assert torch.equal(b[name], tensor), name
+
+
+def test_a_run_from_before_an_option_resumes_with_its_default():
+    """A run's stored config that predates an option (here --compile) resumes with the option's
+    default, the behaviour it was started with."""
+    from asid_fast.tools.train import make_config
+
+    stored = {k: v for k, v in make_config({"data": ["d"], "scale": 2}).items() if k != "compile"}
+    assert make_config({}, stored)["compile"] is False
+    assert make_config({"compile": True}, stored)["compile"] is True
+
+
 def test_resume_with_the_data_moved(tmp_path, hr_dir):
     """A run folder taken to another machine resumes with --data naming the same images at their
     new place, and continues exactly as if nothing had moved."""

@@ -13,6 +13,7 @@ Rank 0 alone reads and writes the run folder; the config and log record ``world_
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -33,13 +34,13 @@ DEFAULTS = {
     "betas": [0.9, 0.999], "weight_decay": 1e-4, "decay_epochs": 250, "gamma": 0.5,
     "epochs": 1000, "steps": None, "repeat": 64, "amp": "none", "workers": 4,
     "save_every": 1000, "val": None, "val_every": 1000, "log_every": 100, "seed": 0,
-    "init": None, "backend": "auto", "device": "auto", "cache": None,
+    "init": None, "backend": "auto", "device": "auto", "cache": None, "compile": False,
 }
 # options that may change when resuming; the rest define the run ("data" may name the same
 # image folders at a new place, e.g. a run folder moved to another machine: the data stream is a
 # function of the seed, the sample index and the sorted image list)
 RESUMABLE = {"data", "epochs", "steps", "workers", "save_every", "val", "val_every", "log_every",
-             "backend", "device"}
+             "backend", "device", "compile"}
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT = "last.pt"
 PREVIOUS = "previous.pt"
@@ -69,7 +70,8 @@ def make_config(options: dict, stored: dict | None = None) -> dict:
         if key not in RESUMABLE and value != stored.get(key):
             raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
                             f"(run has {stored.get(key)!r}, got {value!r})")
-    return {**stored, **{k: v for k, v in given.items() if k in RESUMABLE}}
+    # an option added after the run started takes its default (the behaviour the run had)
+    return {**DEFAULTS, **stored, **{k: v for k, v in given.items() if k in RESUMABLE}}
 
 
 def check_config(c: dict) -> None:
@@ -353,6 +355,8 @@ class Trainer:
         if main:
             runtime.announce_backend(c["backend"], self.device, torch.float32)
         self.net = distributed.wrap(self.model, self.device)
+        if c["compile"]:  # compiled on the first step; checkpoints hold self.model's state
+            self.net = torch.compile(self.net)
         self.model.train()
         loss_sum, n, t0 = torch.zeros((), device=self.device), 0, time.perf_counter()
         last = {"step": self.step}
@@ -467,6 +471,9 @@ def add_parser(subparsers):
     p.add_argument("--cache", metavar="DIR", help="LR/HR cache folder (default RUN/cache)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--backend", help="op backend of the fused model (default auto)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="run the training step under torch.compile (compiled on the first step: "
+                        "minutes on a CPU); see the README for when it pays")
     p.set_defaults(handler=_run)
 
 
