@@ -94,16 +94,6 @@ def test_compile_trains_the_same_steps_and_saves_plain_weights(tmp_path, hr_dir,
         assert torch.equal(b[name], tensor), name
 
 
-def test_a_run_from_before_an_option_resumes_with_its_default():
-    """A run's stored config that predates an option (here --compile) resumes with the option's
-    default, the behaviour it was started with."""
-    from asid_fast.tools.train import make_config
-
-    stored = {k: v for k, v in make_config({"data": ["d"], "scale": 2}).items() if k != "compile"}
-    assert make_config({}, stored)["compile"] is False
-    assert make_config({"compile": True}, stored)["compile"] is True
-
-
 def test_resume_with_the_data_moved(tmp_path, hr_dir):
     """A run folder taken to another machine resumes with --data naming the same images at their
     new place, and continues exactly as if nothing had moved."""

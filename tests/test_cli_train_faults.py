@@ -127,6 +127,7 @@ def test_old_checkpoint_without_checksum_resumes_with_a_notice(tmp_path, hr_dir,
     assert losses(run) == losses(reference_run)
     new = torch.load(run / "last.pt", weights_only=True)
     assert CHECKSUM_KEY in new and new["config"]["world_size"] == 1  # new saves carry both
+    assert new["config"]["compile"] is False  # an option added later: its default
     # and its weights load for inference, with the same notice
     torch.save(state, tmp_path / "old.pt")
     code, err = cli(capsys, "upscale", hr_dir / "img0.png", "-o", tmp_path / "o", "--scale", 2,

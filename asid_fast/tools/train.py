@@ -41,6 +41,9 @@ DEFAULTS = {
 # function of the seed, the sample index and the sorted image list)
 RESUMABLE = {"data", "epochs", "steps", "workers", "save_every", "val", "val_every", "log_every",
              "backend", "device", "compile"}
+# options added after runs were first saved: a run whose config lacks one resumes with its
+# default, the behaviour it was started with
+LATER = ("compile",)
 AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT = "last.pt"
 PREVIOUS = "previous.pt"
@@ -70,8 +73,8 @@ def make_config(options: dict, stored: dict | None = None) -> dict:
         if key not in RESUMABLE and value != stored.get(key):
             raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
                             f"(run has {stored.get(key)!r}, got {value!r})")
-    # an option added after the run started takes its default (the behaviour the run had)
-    return {**DEFAULTS, **stored, **{k: v for k, v in given.items() if k in RESUMABLE}}
+    return {**{k: DEFAULTS[k] for k in LATER}, **stored,
+            **{k: v for k, v in given.items() if k in RESUMABLE}}
 
 
 def check_config(c: dict) -> None:
@@ -136,8 +139,9 @@ def read_training_state(path: Path) -> dict:
         raise CheckpointError(f"{path} is not an asid-fast training state: it has no "
                               f"{', '.join(missing)}; to start a new run from its weights, use "
                               f"--out NEW_RUN --init {path}")
-    # every option is stored in a run's config (make_config)
-    lacking = [k for k in DEFAULTS if not isinstance(state["config"], dict) or k not in state["config"]]
+    # every option is stored in a run's config (make_config), but those added later
+    lacking = [k for k in DEFAULTS if k not in LATER
+               and (not isinstance(state["config"], dict) or k not in state["config"])]
     if lacking:
         raise CheckpointError(f"{path}: its training config has no {', '.join(lacking)}")
     return state
