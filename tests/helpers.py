@@ -1,5 +1,5 @@
-"""What the op and model tests share: the device they run on, tolerances, comparisons, and
-outputs-with-gradients of a function.
+"""What the op and model tests share: the device they run on, tolerances, comparisons,
+outputs-with-gradients of a function, and IEEE float32 convolutions for GPU comparisons.
 
 Tolerances are relative: max |actual - expected| / max |expected| per tensor, against a float64
 reference computed on the same (rounded) inputs:
@@ -11,6 +11,8 @@ reference computed on the same (rounded) inputs:
   the reference does.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -53,3 +55,17 @@ def backend_param(backend, op_name="window_attention_fwd", device=DEVICE, dtype=
 def compiled_backends(device=DEVICE):
     """The compiled backends of ``device``'s type: ("cpu", "triton") or ("cuda", "triton")."""
     return ("cuda" if device.type == "cuda" else "cpu", "triton")
+
+
+@contextmanager
+def cudnn_without_tf32():
+    """cuDNN's convolutions in IEEE float32 inside the block. torch allows them TF32 by default,
+    which rounds inputs to 10 mantissa bits in whichever algorithm cuDNN picks, so two runs of
+    the same float32 model (eager and graph capture, eager and inductor, fused and reference)
+    can differ by ~3e-4 relative (measured on an H200) instead of float32 rounding."""
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from asid_fast.cuda_graphs import Captured, GraphCache, GraphedModel
+from helpers import cudnn_without_tf32
 
 
 class FakeCapture:
@@ -126,8 +127,6 @@ def test_graph_replay_matches_eager(autocast):
     float32 rounding: cuDNN may pick another algorithm inside the capture (measured 1.0e-6 on an
     H200), hence 1e-5. cuDNN's TF32 is off: with it on (torch's default) the two were 3.5e-4
     apart."""
-    from test_model_parity import cudnn_without_tf32
-
     model = _fused_model()
     runner = GraphedModel(model)
     with cudnn_without_tf32(), \
@@ -148,8 +147,6 @@ def test_reduce_overhead_compile_of_the_fused_model():
     """torch.compile(mode="reduce-overhead", fullgraph=True): one graph, CUDA graphs replayed,
     output within 1e-4 of eager (inductor fuses the plain-PyTorch parts in another order).
     cuDNN's TF32 is off: with it on, the two were 2.3e-4 apart on an H200."""
-    from test_model_parity import cudnn_without_tf32
-
     torch._dynamo.reset()
     model = _fused_model()
     compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)

@@ -6,14 +6,13 @@ Tolerances: the fused path reorders sums (1x1 convs as matmuls, residuals inside
 fused LayerNorm and depthwise kernels), so float64 agrees to rounding (measured ~3e-14 on the
 outputs); float32 through ~60 layers measured ~1e-6 relative.
 """
-from contextlib import contextmanager
-
 import pytest
 import torch
 
 from asid_fast.model import ASID
 from asid_fast.ops import _registry
 from asid_fast.reference import ASID as ReferenceASID
+from helpers import cudnn_without_tf32
 
 
 def _usable(backend, device="cpu"):
@@ -34,20 +33,6 @@ def randomized_reference(scale, variant, dtype=torch.float64, seed=0):
         for p in ref.parameters():
             p.add_(0.1 * torch.randn_like(p))
     return ref
-
-
-@contextmanager
-def cudnn_without_tf32():
-    """cuDNN's convolutions in IEEE float32 inside the block. torch allows them TF32 by default,
-    which rounds inputs to 10 mantissa bits in whichever algorithm cuDNN picks, so two runs of
-    the same float32 model (eager and graph capture, eager and inductor, fused and reference)
-    can differ by ~3e-4 relative (measured on an H200) instead of float32 rounding."""
-    previous = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = previous
 
 
 def fused_twin(ref, backend):
