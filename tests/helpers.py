@@ -32,7 +32,8 @@ def assert_rel(actual, expected, tol, name=""):
 
 
 def as_tuple(out):
-    return out if isinstance(out, tuple) else (out,)
+    """An op's outputs as a tuple (a Tensor[] return, such as linear_bwd's, is its outputs)."""
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
 def outputs_and_grads(fn, inputs, seed=7):

@@ -344,13 +344,24 @@ def _linear(label, widths, n, bias, residual, per_image, strided, gate):
                 v.randn(2, 5, 6, n) if residual else None,
                 (v.randn(2, 5, 6, n + 4)[..., 2:-2] if strided else v.randn(2, 5, 6, n)) if gate
                 else None]
-    return fwd
+
+    def bwd(dtype, device):
+        return [Values(label + "/grad", dtype, device).randn(2, 5, 6, n), *fwd(dtype, device)]
+    return fwd, bwd
+
+
+def _linear_cases():
+    cases = []
+    for shape in LINEAR_SHAPES:
+        fwd, bwd = _linear(*shape)
+        cases += [Case("linear_fwd", shape[0], fwd), Case("linear_bwd", shape[0], bwd)]
+    return cases
 
 
 CASES = (_window_cases() + _channel_cases() + _layer_norm_cases() + _dwconv_cases()
          + _attention_block_cases()
          + _chain_cases()
-         + [Case("linear_fwd", s[0], _linear(*s)) for s in LINEAR_SHAPES])
+         + _linear_cases())
 assert {c.op for c in CASES} == set(OPS), "every registered op needs cases"
 
 

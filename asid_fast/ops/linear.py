@@ -10,9 +10,14 @@ scale into its last conv that way). bias (N,), residual and gate (B, H, W, N) ar
 
 Operator ``asid_fast::linear_fwd(xs, weight, bias?, residual?, gate?) -> out`` (CPU kernels of
 the extension): one pass per image row, the bias, residual and gate applied as the row is stored.
-Its autograd (plain matmuls; with a gate, pre recomputed by the op) is registered in C++
-(csrc/ops/autograd.cpp). Elsewhere, and for ``backend="reference"``, the map is torch.cat,
-matmul, add and sigmoid.
+Its autograd is registered in C++ (csrc/ops/autograd.cpp) and calls ``asid_fast::linear_bwd(grad,
+xs, weight, bias?, residual?, gate?) -> [*dxs, dweight, dbias, dresidual, dgate]``: one more
+row-streamed pass that reads the gradient once for every input's gradient (g W_i, contiguous
+maps), the weight's (g^T x_i, summed per work part) and the bias's (g's channel sums; also
+without a bias). g is grad, or with a gate grad gate sigmoid'(pre), pre recomputed row by row;
+then dgate = grad sigmoid(pre) and dresidual = g (given a residual). Without a gate or a residual
+those two are empty: the residual's gradient is grad itself. Elsewhere, and for
+``backend="reference"``, the map is torch.cat, matmul, add and sigmoid.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ._checks import autocast_inputs
-from ._registry import OpDef, compiled_backend, define
+from ._registry import OpDef, compiled_backend, define, reference_gradients
 
 __all__ = ["linear"]
 FAMILY = "linear"
@@ -52,6 +57,35 @@ define(OpDef(
     fake=lambda xs, weight, bias, residual, gate: xs[0].new_empty((*xs[0].shape[:3],
                                                                    weight.shape[-2])),
     reference=composed_linear, flops=_flops,
+))
+
+
+def _bwd_reference(grad, xs, weight, bias, residual, gate):
+    """linear_bwd's outputs through the composition."""
+    n = len(xs)
+    bias = bias if bias is not None else weight.new_zeros(weight.shape[-2])
+    grads = reference_gradients(
+        lambda *t: (composed_linear(list(t[:n]), *t[n:]),),
+        (*xs, weight, bias, residual, gate), (grad,))
+    d_residual = grads[n + 2] if gate is not None and residual is not None else grad.new_empty(0)
+    return [*grads[:n], grads[n], grads[n + 1], d_residual,
+            grads[n + 3] if gate is not None else grad.new_empty(0)]
+
+
+def _bwd_fake(grad, xs, weight, bias, residual, gate):
+    def like(t):
+        return t.new_empty(t.shape)
+    return [*(like(x) for x in xs), like(weight), weight.new_empty(weight.shape[-2]),
+            like(grad) if gate is not None and residual is not None else grad.new_empty(0),
+            like(grad) if gate is not None else grad.new_empty(0)]
+
+
+define(OpDef(  # FLOPs: each gradient costs the forward's (a gate's recomputation is not counted)
+    name="linear_bwd", family=FAMILY, backends=("cpu",),
+    schema="(Tensor grad, Tensor[] xs, Tensor weight, Tensor? bias, Tensor? residual, "
+           "Tensor? gate) -> Tensor[]",
+    fake=_bwd_fake, reference=_bwd_reference,
+    flops=lambda grad, *args, **_: 2 * _flops(*args),
 ))
 
 

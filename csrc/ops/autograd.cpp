@@ -106,8 +106,8 @@ std::optional<at::Tensor> optional(const at::Tensor& t) {
 }
 
 // pre = residual + cat(xs) W^T + bias (W: (N, K) or per image (B, N, K)), out = gate * sigmoid(pre)
-// with a gate, else pre; backward as matmuls. With a gate the op saves bias, residual and gate and
-// its backward recomputes pre (one more call of the op without the gate).
+// with a gate, else pre. With a gate the op saves bias, residual and gate: linear_bwd recomputes
+// pre. Without one the residual's gradient is the incoming gradient itself.
 class LinearFn : public torch::autograd::Function<LinearFn> {
  public:
   static at::Tensor forward(AutogradContext* ctx, at::TensorList xs, const at::Tensor& weight,
@@ -132,42 +132,23 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto bwd =
+        op<std::vector<at::Tensor>(const at::Tensor&, at::TensorList, const at::Tensor&,
+                                   const std::optional<at::Tensor>&,
+                                   const std::optional<at::Tensor>&,
+                                   const std::optional<at::Tensor>&)>("asid_fast::linear_bwd");
     const variable_list s = ctx->get_saved_variables();
     const size_t inputs = static_cast<size_t>(ctx->saved_data["inputs"].toInt());
-    const at::Tensor& weight = s[inputs];
     const bool has_gate = ctx->saved_data["has_gate"].toBool();
-    at::Tensor grad = grads[0], grad_gate;
-    if (has_gate) {  // d gate = grad sigmoid(pre), d pre = grad gate sigmoid'(pre), in place
-      static const auto fwd = op<LinearOp>("asid_fast::linear_fwd");
-      at::Tensor pre;
-      {
-        at::AutoDispatchBelowADInplaceOrView guard;
-        pre = fwd.call(at::TensorList(s.data(), inputs), weight, optional(s[inputs + 1]),
-                       optional(s[inputs + 2]), std::nullopt);
-      }
-      const at::Tensor& sg = pre.sigmoid_();
-      grad_gate = grad.mul(sg);
-      at::Tensor grad_pre = grad.mul(s[inputs + 3]);
-      grad = at::sigmoid_backward_out(grad_pre, grad_pre, sg);
-    }
-    const bool per_image = weight.dim() == 3;
-    const at::Tensor g = per_image ? grad.flatten(1, 2) : grad.reshape({-1, grad.size(-1)});
-    variable_list out;
-    std::vector<at::Tensor> dws;
-    int64_t k0 = 0;
-    for (size_t i = 0; i < inputs; ++i) {
-      const at::Tensor& x = s[i];
-      const int64_t k = x.size(-1);
-      const at::Tensor w = weight.narrow(-1, k0, k);
-      k0 += k;
-      out.push_back(at::matmul(g, w).view(x.sizes()));
-      const at::Tensor xf = per_image ? x.flatten(1, 2) : x.reshape({-1, k});
-      dws.push_back(at::matmul(g.transpose(-1, -2), xf));
-    }
-    out.push_back(dws.size() == 1 ? dws[0] : at::cat(dws, -1));
-    out.push_back(ctx->saved_data["has_bias"].toBool() ? grad.sum({0, 1, 2}) : at::Tensor());
-    out.push_back(ctx->saved_data["has_residual"].toBool() ? grad : at::Tensor());
-    out.push_back(grad_gate);
+    const auto saved = [&](size_t i) { return has_gate ? optional(s[inputs + i]) : std::nullopt; };
+    // [dx_0, ..., dx_{inputs-1}, dweight, dbias, dresidual, dgate]
+    variable_list out = bwd.call(grads[0], at::TensorList(s.data(), inputs), s[inputs], saved(1),
+                                 saved(2), saved(3));
+    if (!ctx->saved_data["has_bias"].toBool()) out[inputs + 1] = at::Tensor();
+    at::Tensor& d_residual = out[inputs + 2];
+    if (!ctx->saved_data["has_residual"].toBool()) d_residual = at::Tensor();
+    else if (!has_gate) d_residual = grads[0];
+    if (!has_gate) out[inputs + 3] = at::Tensor();
     return out;
   }
 };
