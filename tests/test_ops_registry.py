@@ -341,3 +341,31 @@ def test_public_conv_chain_runs_the_op_where_it_has_a_fused_backward(monkeypatch
     assert called == {"conv_chain_fwd": 0, "conv_chain_bwd": 0}
     for out in (streamed, trained, composed):
         assert (out - want).abs().max() <= 1e-12
+
+
+def _double_backward(fn, x, w):
+    g, = torch.autograd.grad((fn(x, w) ** 2).sum(), x, create_graph=True)
+    g.sum().backward()
+    return w.grad
+
+
+_FUSED_FIRST_ORDER = {  # a Python-registered formula (conv_chain) and a C++ one (linear)
+    "conv_chain": lambda x, w, backend: ops.conv_chain(x, w, None, backend=backend),
+    "linear": lambda x, w, backend: ops.linear([x], w, backend=backend),
+}
+
+
+@EXTENSION
+@pytest.mark.parametrize("name", sorted(_FUSED_FIRST_ORDER))
+def test_fused_backward_refuses_higher_order_gradients(name):
+    """The CPU's backward ops (conv_chain_bwd, linear_bwd) have no derivatives of their own:
+    create_graph through them would give silently wrong second-order gradients (zero), so it is
+    refused; the reference computes them."""
+    op = _FUSED_FIRST_ORDER[name]
+    x = torch.randn(1, 4, 4, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(16, 16, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="higher-order gradients"):
+        _double_backward(lambda x, w: op(x, w, "cpu"), x, w)
+    expected = _double_backward(lambda x, w: op(x, w, "reference"), x.detach().requires_grad_(),
+                                w.detach().requires_grad_())
+    assert expected.abs().max() > 0

@@ -102,6 +102,14 @@ class _LibraryOps:
         return hasattr(getattr(torch.ops, NAMESPACE), self._prefix + name)
 
 
+def check_first_order(name: str) -> None:
+    """Refuse a backward under create_graph=True: the backward ops have no derivatives of their
+    own, so a second-order gradient through them would silently come out wrong (zero)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"{name}: higher-order gradients (create_graph=True) are not supported "
+                           "by the fused operators; use backend='reference' for them")
+
+
 def define(op: OpDef) -> OpDef:
     """Register ``op`` in every library that implements it (schema, fake kernel, autograd,
     FLOP formula; the Triton kernel attached lazily) and add it to :data:`OPS`."""
@@ -115,9 +123,12 @@ def define(op: OpDef) -> OpDef:
         torch.library.register_fake(qualname, op.fake, lib=_LIB)
         if op.backward is not None and not (op.cpp_autograd and prefix == ""):
             ops = _LibraryOps(prefix)
-            torch.library.register_autograd(
-                qualname, lambda ctx, *grads, _ops=ops: op.backward(_ops, ctx, *grads),
-                setup_context=op.setup_context, lib=_LIB)
+
+            def backward(ctx, *grads, _ops=ops, _name=qualname):
+                check_first_order(_name)
+                return op.backward(_ops, ctx, *grads)
+            torch.library.register_autograd(qualname, backward, setup_context=op.setup_context,
+                                            lib=_LIB)
         packet = getattr(getattr(torch.ops, NAMESPACE), prefix + op.name)
         if op.flops is not None:
             register_flop_formula(packet)(op.flops)

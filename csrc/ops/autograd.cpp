@@ -26,6 +26,14 @@ c10::TypedOperatorHandle<Signature> op(const char* name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
 }
 
+// The backward ops have no derivatives of their own: a second-order gradient through them
+// (create_graph=True) would silently come out wrong, so it is refused (as in _registry.py).
+void check_first_order(const char* name) {
+  TORCH_CHECK(!at::GradMode::is_enabled(), name,
+              ": higher-order gradients (create_graph=True) are not supported by the fused "
+              "operators; use backend='reference' for them");
+}
+
 at::Tensor contiguous_grad(const at::Tensor& g, const at::Tensor& like) {
   return g.defined() ? g.contiguous() : at::zeros_like(like);
 }
@@ -46,6 +54,7 @@ class LayerNormFn : public torch::autograd::Function<LayerNormFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    check_first_order("asid_fast::layer_norm_fwd");
     static const auto bwd = op<Tensor3(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                        const at::Tensor&, const at::Tensor&)>(
         "asid_fast::layer_norm_bwd");
@@ -78,6 +87,7 @@ class DwconvFn : public torch::autograd::Function<DwconvFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    check_first_order("asid_fast::depthwise_conv3x3_fwd");
     static const auto bwd =
         op<Tensor3(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                    const std::optional<at::Tensor>&, std::string)>(
@@ -132,6 +142,7 @@ class LinearFn : public torch::autograd::Function<LinearFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    check_first_order("asid_fast::linear_fwd");
     static const auto bwd =
         op<std::vector<at::Tensor>(const at::Tensor&, at::TensorList, const at::Tensor&,
                                    const std::optional<at::Tensor>&,
