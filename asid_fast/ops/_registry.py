@@ -62,7 +62,8 @@ class OpDef:
     None.
     ``auto``: a device type's preference order when it differs from :data:`AUTO`.
     ``order``: where a device type's fastest backend depends on the request's size, a function
-    ``fn(*size)`` giving the preference order for that size (or None for the usual one).
+    ``fn(*size)`` giving the preference order for that size (or None for the usual one): a
+    reordering of the same backends.
     ``tensor_core_backends``: backends that "auto" takes for this op on CUDA only where its
     products run on tensor cores (:func:`tensor_core_products`): kernels built around large
     ``tl.dot`` tiles, which in IEEE float32 run slower than the op's composition
@@ -407,8 +408,10 @@ def summary(backend: str, device_type: str, dtype: torch.dtype) -> str:
             runs = compiled_backend(name, backend, device_type, dtype) or "reference"
             if runs != main and (runs != "reference" or main in op.backends):
                 others.add(f"{op.family} on {runs}")
-            elif backend == "auto" and device_type in op.order:
-                others.add(f"{op.family} by size")
+            elif backend == "auto" and device_type in op.order and len(
+                    [b for b in auto_order(name, device_type, dtype)
+                     if b != "reference" and why_not(name, b, device_type, dtype) is None]) > 1:
+                others.add(f"{op.family} by size")  # a choice between usable backends
     others = sorted(others)
     if others:
         text += "; " + ", ".join(others)
