@@ -112,18 +112,19 @@ def test_summary_names_the_backend_of_every_op_that_differs(every_backend_usable
     convolution on cuDNN, channel attention on a backend chosen by size, the rest on the CUDA
     kernels; in IEEE float32 the blocks and chains are compositions of the other ops (not
     listed), and channel attention runs on the CUDA kernels at every size (its Triton kernel is a
-    tensor-core backend). A named backend runs every op it implements."""
+    tensor-core backend); with TF32 allowed, float32 resolves as bfloat16 does. A named backend
+    runs every op it implements."""
     with matmul_precision("ieee"):
         assert _registry.summary("auto", "cuda", torch.bfloat16) == (
             "the CUDA kernels; attention_block on triton, channel_attention by size, "
             "conv_chain on triton, depthwise_conv3x3 on reference")
         assert _registry.summary("auto", "cuda", torch.float32) == (
             "the CUDA kernels; depthwise_conv3x3 on reference")
+        assert _registry.summary("cuda", "cuda", torch.float32) == "the CUDA kernels"
     with matmul_precision("tf32"):
         assert _registry.summary("auto", "cuda", torch.float32) == (
             "the CUDA kernels; attention_block on triton, channel_attention by size, "
             "conv_chain on triton, depthwise_conv3x3 on reference")
-        assert _registry.summary("cuda", "cuda", torch.float32) == "the CUDA kernels"
 
 
 DOT_FAMILIES = ("window_attention", "channel_attention", "attention_block", "conv_chain")
