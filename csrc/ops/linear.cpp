@@ -19,11 +19,11 @@ constexpr int64_t kBackwardRowsPerPart = 16;
 constexpr int64_t kBackwardPerImageParts = 8;
 
 // The forward's kernel arguments, less out; w_t (W^T, (K, ld_n) or per image (B, K, ld_n), zero
-// padded) and b (padded bias or undefined) must outlive them.
+// padded; undefined where nothing reads it) and b (padded bias or undefined) must outlive them.
 template <typename T>
 LinearArgs<T> linear_args(const RowGrid& g, const std::vector<at::Tensor>& xs,
-                          const at::Tensor& weight, const at::Tensor& w_t, const at::Tensor& b,
-                          const std::optional<at::Tensor>& residual,
+                          const at::Tensor& weight, int64_t ld_n, const at::Tensor& w_t,
+                          const at::Tensor& b, const std::optional<at::Tensor>& residual,
                           const std::optional<at::Tensor>& gate) {
   LinearArgs<T> a;
   a.grid = g;
@@ -32,9 +32,9 @@ LinearArgs<T> linear_args(const RowGrid& g, const std::vector<at::Tensor>& xs,
     a.x[i] = map_view<const T>(xs[i]);
     a.k[i] = xs[i].size(3);
   }
-  a.w_t = w_t.data_ptr<T>();
-  a.ld_n = w_t.size(-1);
-  a.w_image_stride = weight.dim() == 3 ? w_t.stride(0) : 0;
+  a.w_t = data_or_null<const T>(w_t);
+  a.ld_n = ld_n;
+  a.w_image_stride = weight.dim() == 3 && w_t.defined() ? w_t.stride(0) : 0;
   a.bias = data_or_null<const T>(b);
   if (residual.has_value()) a.residual = map_view<const T>(*residual);
   if (gate.has_value()) a.gate = map_view<const T>(*gate);
@@ -57,7 +57,7 @@ at::Tensor linear_fwd(at::TensorList xs_in, const at::Tensor& weight,
   const at::Tensor b = padded_vector(bias, ld_n);
   at::Tensor out = empty_output({g.batch, g.height, g.width, g.channels}, xs[0].options());
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), "linear_fwd", [&] {
-    LinearArgs<scalar_t> a = linear_args<scalar_t>(g, xs, weight, w_t, b, residual, gate);
+    LinearArgs<scalar_t> a = linear_args<scalar_t>(g, xs, weight, ld_n, w_t, b, residual, gate);
     a.out = out.data_ptr<scalar_t>();
     cpu::run_kernel(ASID_CPU_KERNEL(linear, scalar_t), a, rows,
                     cpu::balanced_parts(rows, kImageRowsPerPart));
@@ -90,8 +90,9 @@ std::vector<at::Tensor> linear_bwd(const at::Tensor& grad, at::TensorList xs_in,
     ld_w += padded(k);
   }
   const at::Tensor w_rows = at::cat(blocks, -1).contiguous();
-  const at::Tensor w_t = transposed_weight(weight, ld_n);  // read only with a gate (pre recomputed)
-  const at::Tensor b = padded_vector(bias, ld_n);
+  // the forward's W^T and bias: read only with a gate (pre recomputed)
+  const at::Tensor w_t = gated ? transposed_weight(weight, ld_n) : at::Tensor();
+  const at::Tensor b = gated ? padded_vector(bias, ld_n) : at::Tensor();
   const LinearGradLayout layout(n, ld_n, ld_w, per_image ? g.batch : 1);
   const int64_t parts = cpu::fixed_parts((rows + kBackwardRowsPerPart - 1) / kBackwardRowsPerPart,
                                          per_image ? kBackwardPerImageParts : 64);
@@ -104,7 +105,7 @@ std::vector<at::Tensor> linear_bwd(const at::Tensor& grad, at::TensorList xs_in,
   at::Tensor sums = empty_output({layout.size}, go.options());
   AT_DISPATCH_FLOATING_TYPES(go.scalar_type(), "linear_bwd", [&] {
     LinearBwdArgs<scalar_t> a;
-    a.fwd = linear_args<scalar_t>(g, xs, weight, w_t, b, residual, gate);
+    a.fwd = linear_args<scalar_t>(g, xs, weight, ld_n, w_t, b, residual, gate);
     a.grad = go.data_ptr<scalar_t>();
     a.w_rows = w_rows.data_ptr<scalar_t>();
     a.ld_w = ld_w;
@@ -128,9 +129,8 @@ std::vector<at::Tensor> linear_bwd(const at::Tensor& grad, at::TensorList xs_in,
   for (size_t i = 0; i < xs.size(); ++i)
     dw_blocks.push_back(dw_padded.narrow(-1, w_col[i], xs[i].size(3)));
   std::vector<at::Tensor> out = dxs;
-  for (const at::Tensor& t : {at::cat(dw_blocks, -1), sums.narrow(0, layout.bias, n).clone(), d_pre,
-                              d_gate})
-    out.push_back(t);
+  out.insert(out.end(),
+             {at::cat(dw_blocks, -1), sums.narrow(0, layout.bias, n).clone(), d_pre, d_gate});
   return out;
 }
 

@@ -35,7 +35,7 @@ struct LinearArgs {
 // row of partial sums (LinearGradLayout) and g's channel sums into the bias block.
 template <typename T>
 struct LinearBwdArgs {
-  LinearArgs<T> fwd;  // the forward's arguments (out unused; w_t read only with a gate)
+  LinearArgs<T> fwd;  // the forward's arguments (out unused; w_t and bias given with a gate only)
   const T* grad = nullptr;
   // W as (N, ld_w) rows, or per image (B, N, ld_w): input i's k_i columns start at column
   // w_col[i] (a multiple of 16) and are zero padded to the next multiple of 16

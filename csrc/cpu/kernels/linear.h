@@ -67,7 +67,8 @@ void linear_backward(const LinearBwdArgs<T>& bw, WorkQueue& queue) {
   const LinearArgs<T>& a = bw.fwd;
   const RowGrid& g = a.grid;
   const int64_t N = g.channels, W = g.width, ld_n = a.ld_n, ld_w = bw.ld_w;
-  const LinearGradLayout layout(N, ld_n, ld_w, a.w_image_stride ? g.batch : 1);
+  const bool per_image = bw.w_rows_image_stride != 0;
+  const LinearGradLayout layout(N, ld_n, ld_w, per_image ? g.batch : 1);
   int64_t k_max = 0;
   for (int i = 0; i < a.inputs; ++i) k_max = std::max(k_max, pad_lanes(a.k[i]));
   ScratchVector<T> pre(a.gate.data ? W * ld_n : 0), g_pre(a.gate.data ? W * ld_n : 0);
@@ -104,7 +105,7 @@ void linear_backward(const LinearBwdArgs<T>& bw, WorkQueue& queue) {
           vstore(db, vload(db) + load_c<decltype(full)::value>(gr + w * ldg + n, N) * mask);
         });
       const T* w_rows = bw.w_rows + b * bw.w_rows_image_stride;
-      T* dw = sums + layout.w + (a.w_image_stride ? b * layout.w_image_stride : 0);
+      T* dw = sums + layout.w + (per_image ? b * layout.w_image_stride : 0);
       for (int i = 0; i < a.inputs; ++i) {
         const int64_t k = a.k[i], cols = pad_lanes(k), col = bw.w_col[i];
         T* dx = bw.dx[i] + bh * W * k;
