@@ -35,11 +35,12 @@ def _sources(pattern):
 # Instruction sets of the CPU kernels, slowest first (csrc/cpu/isa.h lists the same): the GCC
 # target of each on x86-64 with GCC (elsewhere every set is compiled for the baseline target, and
 # only "baseline" is ever selected at run time), the vector width in bytes and the count of
-# vector registers the kernels are written for.
+# vector registers the kernels are written for. The AVX-512 build also compiles bf16 products
+# (AVX512-BF16), which run only where the CPU has them (csrc/cpu/isa.h: bf16_products_supported).
 CPU_ISAS = {
     "baseline": (None, 32, 16),
     "avx2": ("avx2,fma", 32, 16),
-    "avx512": ("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma", 64, 32),
+    "avx512": ("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,avx512bf16", 64, 32),
 }
 ISA_DIR = os.path.join("build", "cpu_isa")
 

@@ -20,6 +20,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_cpu_isa", &asid::cpu::set_isa, pybind11::arg("name"),
         "Use the named CPU kernels (one of cpu_isas; error if the CPU lacks it), or 'auto'; "
         "returns the set in use.");
+  m.def("bf16_products_supported", &asid::cpu::bf16_products_supported,
+        "Whether the CPU kernels in use multiply in bf16 where torch allows it "
+        "(torch.backends.mkldnn.matmul.fp32_precision = 'bf16'): AVX-512 kernels on a CPU "
+        "with AVX512-BF16.");
   m.def("output_cache_bytes", &asid::output_cache_bytes,
         "Bytes held in freed CPU output blocks kept for reuse.");
   m.def("output_cache_limit", &asid::output_cache_limit, "The CPU output cache's byte limit.");

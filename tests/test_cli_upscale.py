@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from asid_fast.cli import main
+from asid_fast.ops import _registry
 from asid_fast.reference import ASID
 from asid_fast import shipped_weights
 from asid_fast.tools import runtime
@@ -111,7 +112,7 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
         ([src, "-o", tmp_path / "o", "--weights", tmp_path / "nope.pt"], "checkpoint not found"),
         ([src, "-o", tmp_path / "o", "--weights", nan], f"{nan}: 1 tensors hold NaN or Inf: up.0.bias"),
         ([src, "-o", tmp_path / "o", "--weights", integer], "are not floating-point"),
-        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--dtype", "bf16"], "only supported on CUDA"),
+        ([src, "-o", tmp_path / "o", "--weights", ckpt, "--dtype", "fp16"], "only supported on CUDA"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--tile", 5], "--tile"),
         ([src, "-o", tmp_path / "o", "--weights", ckpt, "--overlap", 64], "--overlap"),
         ([tiny, "-o", tmp_path / "o", "--weights", ckpt], "at least 9x9"),
@@ -124,6 +125,37 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
         code, err = run(capsys, *common, *argv)
         assert code == 1, (argv, err)
         assert err.startswith("asid-fast upscale: error:") and message in err, (argv, err)
+
+
+@pytest.fixture
+def matmul_precision_restored():
+    """torch's CPU matmul precision, set back after the test (--dtype bf16 changes it)."""
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    yield matmul
+    matmul.fp32_precision = before
+
+
+def test_bf16_on_the_cpu_means_bf16_products_where_the_cpu_has_them(tmp_path, ckpt, capsys,
+                                                                    matmul_precision_restored):
+    """--dtype bf16 on the CPU: float32 maps with bf16 products (torch's mkldnn matmul precision
+    set for the process) where the CPU kernels have them, the output within a grey level or two
+    of fp32's; a clear error elsewhere."""
+    matmul = matmul_precision_restored
+    src = image(tmp_path, "in.png", 20, 23)
+    common = ["--scale", 2, "--device", "cpu", src, "--weights", ckpt]
+    ext = _registry.extension()
+    if ext is None or not ext.bf16_products_supported():
+        code, err = run(capsys, *common, "-o", tmp_path / "b", "--dtype", "bf16")
+        assert code == 1 and "AVX512-BF16" in err, err
+        return
+    assert run(capsys, *common, "-o", tmp_path / "f")[0] == 0
+    code, err = run(capsys, *common, "-o", tmp_path / "b", "--dtype", "bf16")
+    assert code == 0 and "in float32 with bf16 products" in err, err
+    assert matmul.fp32_precision == "bf16"
+    fp32 = read_image(tmp_path / "f" / "in.png").pixels.astype(int)
+    bf16 = read_image(tmp_path / "b" / "in.png").pixels.astype(int)
+    assert np.abs(bf16 - fp32).max() <= 2
 
 
 def test_unwritable_output_is_refused_before_the_model_loads(tmp_path, ckpt, capsys, monkeypatch):

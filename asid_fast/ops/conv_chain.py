@@ -17,6 +17,10 @@ that no intermediate map touches memory; the Triton kernels (prefix "triton_"; K
 64) write the 1x1 output as one map and read its 3x3 neighbourhoods in a second kernel
 (kernels/conv_chain.py).
 
+Where torch allows bf16 for float32 matmuls on the CPU
+(``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) and the CPU has AVX512-BF16, the CPU
+forward's two 1x1 products take bf16 inputs with float32 sums (csrc/cpu/bf16_products.h).
+
 Its autograd saves the inputs only. On the CPU the backward is ``asid_fast::conv_chain_bwd(
 grad_out, <the forward's arguments>) -> (dx, dnorm_weight, dnorm_bias, dw_in, db_in, dw_dw, db_dw,
 dw_out)``: one more row-streamed pass that recomputes the chain from x and runs its backward

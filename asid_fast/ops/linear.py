@@ -8,16 +8,18 @@ concatenated along channels without a copy: the product is split along its reduc
 (N, K), or (B, N, K) with one matrix per image (the local module folds its squeeze-excitation
 scale into its last conv that way). bias (N,), residual and gate (B, H, W, N) are optional.
 
-Operator ``asid_fast::linear_fwd(xs, weight, bias?, residual?, gate?) -> out`` (CPU kernels of
-the extension): one pass per image row, the bias, residual and gate applied as the row is stored.
-Its autograd is registered in C++ (csrc/ops/autograd.cpp) and calls ``asid_fast::linear_bwd(grad,
-xs, weight, bias?, residual?, gate?) -> [*dxs, dweight, dbias, dresidual, dgate]``: one more
-row-streamed pass that reads the gradient once for every input's gradient (g W_i, contiguous
-maps), the weight's (g^T x_i, summed per work part) and the bias's (g's channel sums; also
-without a bias). g is grad, or with a gate grad gate sigmoid'(pre), pre recomputed row by row;
-then dgate = grad sigmoid(pre) and dresidual = g (given a residual). Without a gate or a residual
-those two are empty: the residual's gradient is grad itself. Elsewhere, and for
-``backend="reference"``, the map is torch.cat, matmul, add and sigmoid.
+Operator ``asid_fast::linear_fwd(xs, weight, bias?, residual?, gate?) -> out`` (CPU kernels of the
+extension): one pass per image row, the bias, residual and gate applied as the row is stored; its
+products take bf16 inputs with float32 sums where torch allows bf16 for float32 matmuls on the CPU
+and the CPU has AVX512-BF16 (as conv_chain's; csrc/cpu/bf16_products.h). Its autograd is registered
+in C++ (csrc/ops/autograd.cpp) and calls ``asid_fast::linear_bwd(grad, xs, weight, bias?,
+residual?, gate?) -> [*dxs, dweight, dbias, dresidual, dgate]``: one more row-streamed pass that
+reads the gradient once for every input's gradient (g W_i, contiguous maps), the weight's (g^T x_i,
+summed per work part) and the bias's (g's channel sums; also without a bias). g is grad, or with a
+gate grad gate sigmoid'(pre), pre recomputed row by row; then dgate = grad sigmoid(pre) and
+dresidual = g (given a residual). Without a gate or a residual those two are empty: the residual's
+gradient is grad itself. Elsewhere, and for ``backend="reference"``, the map is torch.cat, matmul,
+add and sigmoid.
 """
 from __future__ import annotations
 

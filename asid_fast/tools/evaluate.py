@@ -162,7 +162,8 @@ def add_parser(subparsers):
     p.add_argument("--overlap", type=int, default=24, help="tile overlap (default 24)")
     p.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
     p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES))
+    p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES),
+                   help="as asid-fast upscale's --dtype")
     p.add_argument("--backend", default="auto")
     p.set_defaults(handler=_run)
 

@@ -48,7 +48,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """fp32 anywhere; bf16/fp16 only on CUDA."""
+    """fp32 anywhere; bf16/fp16 as maps' dtypes only on CUDA (bf16 on the CPU:
+    :func:`enable_cpu_bf16_products`)."""
     if name not in DTYPES:
         raise UserError(f"--dtype must be one of {sorted(DTYPES)}, got {name!r}")
     if name != "fp32" and device.type != "cuda":
@@ -133,21 +134,38 @@ def load_weights(model: torch.nn.Module, path) -> torch.nn.Module:
         raise UserError(str(e)) from None
 
 
+def enable_cpu_bf16_products() -> torch.dtype:
+    """``--dtype bf16`` on the CPU: float32 maps whose per-pixel products (the fused ops' 1x1
+    convolutions and linear maps; torch's own matmuls too) take bf16 inputs with float32 sums,
+    by torch's ``torch.backends.mkldnn.matmul.fp32_precision = "bf16"`` for this process, where
+    the CPU kernels have bf16 products (AVX-512 kernels on a CPU with AVX512-BF16). Returns the
+    maps' dtype."""
+    from ..ops._registry import extension
+
+    ext = extension()
+    if ext is None or not ext.bf16_products_supported():
+        raise UserError("--dtype bf16 on the CPU needs the extension's AVX-512 kernels on a CPU "
+                        "with AVX512-BF16 (bf16 products); use --dtype fp32")
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    return torch.float32
+
+
 def prepare_model(scale, variant="asid", weights=None, backend="auto", device="auto", dtype="fp32"):
     """Build, load (``weights`` or the shipped ones), move and cast a model for inference.
-    Returns (model in eval mode, device, dtype)."""
+    Returns (model in eval mode, device, dtype of its maps)."""
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    cpu_bf16 = dtype == "bf16" and dev.type == "cpu"
+    dt = enable_cpu_bf16_products() if cpu_bf16 else resolve_dtype(dtype, dev)
     check_backend(backend, dev)
     model = build_model(scale, variant, backend)
     load_weights(model, weights if weights is not None else default_weights(scale, variant))
-    announce_backend(backend, dev, dt)
+    announce_backend(backend, dev, dt, " with bf16 products" if cpu_bf16 else "")
     return model.to(device=dev, dtype=dt).eval(), dev, dt
 
 
-def announce_backend(backend: str, device: torch.device, dtype: torch.dtype) -> None:
+def announce_backend(backend: str, device: torch.device, dtype: torch.dtype, note="") -> None:
     """One line on stderr: what runs the model's ops (a fallback is never silent)."""
     from ..ops._registry import summary
 
-    print(f"running on {device} in {str(dtype).replace('torch.', '')}: "
+    print(f"running on {device} in {str(dtype).replace('torch.', '')}{note}: "
           f"{summary(backend, device.type, dtype)}", file=sys.stderr)

@@ -212,7 +212,8 @@ def add_parser(subparsers):
     p.add_argument("--batch", type=int, default=1, help="tiles per forward pass (default 1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES),
-                   help="compute dtype (bf16/fp16 on CUDA only)")
+                   help="compute dtype: fp16 on CUDA only; bf16 on CUDA, or on a CPU with "
+                        "AVX512-BF16 as bf16 products on float32 maps")
     p.add_argument("--backend", default="auto", help="op backend of the fused model")
     p.add_argument("--format", dest="fmt", help="output format (png, jpg, ...; default: as input)")
     p.add_argument("--suffix", default="", help="added to output file names (e.g. _x4)")

@@ -37,6 +37,15 @@ std::atomic<int> active{fastest_supported()};
 
 int active_isa() { return active.load(std::memory_order_relaxed); }
 
+bool bf16_products_supported() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool cpu_has = (__builtin_cpu_init(), __builtin_cpu_supports("avx512bf16"));
+  return cpu_has && std::string(kIsaNames[active_isa()]) == "avx512";
+#else
+  return false;
+#endif
+}
+
 std::string set_isa(const std::string& name) {
   if (name == "auto") {
     active = fastest_supported();

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "cpu/parallel.h"
+#include "ops/bf16_products.h"
 #include "ops/checks.h"
 #include "ops/output_cache.h"
 #include "ops/conv_chain.h"
@@ -88,9 +89,16 @@ at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& 
   const int64_t rows = g.batch * g.height;
   at::Tensor out = empty_output(
       {g.batch, g.height, g.width, c.wout.defined() ? g.channels : c.n_mid}, x.options());
+  at::Tensor w_in_pairs, w_out_pairs;  // the forward's products in bf16 where torch allows it
+  if (bf16_products(x)) {
+    w_in_pairs = bf16_pairs(c.win);
+    if (c.wout.defined()) w_out_pairs = bf16_pairs(c.wout);
+  }
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "conv_chain_fwd", [&] {
     ConvChainArgs<scalar_t> a = chain_args<scalar_t>(c, x);
     a.out = out.data_ptr<scalar_t>();
+    a.w_in_pairs = data_or_null<const uint32_t>(w_in_pairs);
+    a.w_out_pairs = data_or_null<const uint32_t>(w_out_pairs);
     cpu::run_kernel(ASID_CPU_KERNEL(conv_chain, scalar_t), a, rows,
                     cpu::balanced_parts(rows, kMinRowsPerPart));
   });

@@ -33,6 +33,10 @@ struct ConvChainArgs {
   const T* w_out = nullptr;  // or null: out = m
   int64_t ld_out = 0;
   T* out = nullptr;  // contiguous
+  // w_in and w_out as bf16 pairs (cpu/bf16_products.h; (ceil(K / 2), ld_in) and
+  // (ceil(n_mid / 2), ld_out) words) where the products run in bf16, else null
+  const uint32_t* w_in_pairs = nullptr;
+  const uint32_t* w_out_pairs = nullptr;
 };
 
 // Where each parameter's gradient lies in one work part's row of partial sums (element offsets;

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "cpu/parallel.h"
+#include "ops/bf16_products.h"
 #include "ops/checks.h"
 #include "ops/output_cache.h"
 #include "ops/linear.h"
@@ -56,9 +57,21 @@ at::Tensor linear_fwd(at::TensorList xs_in, const at::Tensor& weight,
   const at::Tensor w_t = transposed_weight(weight, ld_n);
   const at::Tensor b = padded_vector(bias, ld_n);
   at::Tensor out = empty_output({g.batch, g.height, g.width, g.channels}, xs[0].options());
+  at::Tensor w_pairs;  // the products in bf16 where torch allows it: each input's rows, stacked
+  if (bf16_products(xs[0])) {
+    std::vector<at::Tensor> blocks;
+    int64_t row = 0;
+    for (const at::Tensor& x : xs) {
+      blocks.push_back(bf16_pairs(w_t.narrow(-2, row, x.size(3))));
+      row += x.size(3);
+    }
+    w_pairs = at::cat(blocks, -2);
+  }
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), "linear_fwd", [&] {
     LinearArgs<scalar_t> a = linear_args<scalar_t>(g, xs, weight, ld_n, w_t, b, residual, gate);
     a.out = out.data_ptr<scalar_t>();
+    a.w_pairs = data_or_null<const uint32_t>(w_pairs);
+    a.w_pairs_image_stride = w_pairs.defined() && w_pairs.dim() == 3 ? w_pairs.stride(0) : 0;
     cpu::run_kernel(ASID_CPU_KERNEL(linear, scalar_t), a, rows,
                     cpu::balanced_parts(rows, kImageRowsPerPart));
   });

@@ -26,6 +26,10 @@ struct LinearArgs {
   MapView<const T> residual;  // data null: none
   MapView<const T> gate;      // data null: none
   T* out = nullptr;
+  // where the products run in bf16 (cpu/bf16_products.h), each input's rows of w_t as bf16
+  // pairs, stacked ((sum of ceil(k_i / 2), ld_n) words, or per image), else null
+  const uint32_t* w_pairs = nullptr;
+  int64_t w_pairs_image_stride = 0;
 };
 
 // The map's backward for grad (contiguous (B, H, W, N)). The gradient at pre, g, is grad itself

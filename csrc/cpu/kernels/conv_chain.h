@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "cpu/bf16_products.h"
 #include "cpu/row_ops.h"
 #include "cpu/work_queue.h"
 #include "ops/conv_chain.h"
@@ -14,6 +15,18 @@
 namespace asid {
 namespace cpu {
 namespace ASID_CPU_ISA {
+
+// C = A B for the chain's 1x1 convolutions: B's bf16 pairs where given (cpu/bf16_products.h),
+// else B in T.
+template <typename T>
+void products(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+              const uint32_t* pairs, int64_t ldb, T* C, int64_t ldc) {
+#ifdef ASID_CPU_BF16_PRODUCTS
+  if constexpr (std::is_same_v<T, float>)
+    if (pairs) return gemm_bf16(M, N, K, A, lda, pairs, ldb, C, ldc);
+#endif
+  gemm(M, N, K, A, lda, B, ldb, C, ldc);
+}
 
 // Image row bh's first 1x1 conv. a = LayerNorm(x) into a_buf (row stride ld_a; the pixels'
 // mean and rstd into stats[0, W) and stats[W, 2W)), else x read in place, or copied into a_buf
@@ -43,7 +56,7 @@ std::pair<const T*, int64_t> project_row(const ConvChainArgs<T>& c, int64_t bh, 
     lda = ld_a;
   }
   const int64_t n_in = pad_lanes(c.n_in);  // columns computed (the rest of ld_in stays zero)
-  gemm(W, n_in, K, a, lda, c.w_in, c.ld_in, pre, c.ld_in);
+  products(W, n_in, K, a, lda, c.w_in, c.w_in_pairs, c.ld_in, pre, c.ld_in);
   if (c.b_in || c.gelu_in || p != pre) {
     for (int64_t w = 0; w < W; ++w)
       for (int64_t n = 0; n < n_in; n += L) {
@@ -128,7 +141,8 @@ void conv_chain(const ConvChainArgs<T>& c, WorkQueue& queue) {
         continue;
       }
       const auto [m, ldm] = chain_mid_row(c, s, bh, n_mid, s.mid.data(), s.ld_mid);
-      gemm(W, pad_lanes(K), n_mid, m, ldm, c.w_out, c.ld_out, s.o.data(), c.ld_out);
+      products(W, pad_lanes(K), n_mid, m, ldm, c.w_out, c.w_out_pairs, c.ld_out, s.o.data(),
+               c.ld_out);
       T* out = c.out + bh * W * K;
       for (int64_t w = 0; w < W; ++w) {
         const T* xr = g.row(c.x, bh * W + w);

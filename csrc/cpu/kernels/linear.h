@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "cpu/bf16_products.h"
 #include "cpu/row_ops.h"
 #include "cpu/work_queue.h"
 #include "ops/linear.h"
@@ -14,9 +15,24 @@ namespace asid {
 namespace cpu {
 namespace ASID_CPU_ISA {
 
-// [x_0 | x_1 | ...] W^T of image row (b, h) into acc (W x ld_n).
+// [x_0 | x_1 | ...] W^T of image row (b, h) into acc (W x ld_n); bf16 products where
+// a.w_pairs is given.
 template <typename T>
 void row_products(const LinearArgs<T>& a, int64_t b, int64_t h, T* acc) {
+#ifdef ASID_CPU_BF16_PRODUCTS
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.w_pairs) {
+      const uint32_t* pairs = a.w_pairs + b * a.w_pairs_image_stride;
+      for (int i = 0; i < a.inputs; ++i) {
+        const MapView<const T>& x = a.x[i];
+        gemm_bf16(a.grid.width, pad_lanes(a.grid.channels), a.k[i], x.data + b * x.sb + h * x.sh,
+                  x.sw, pairs, a.ld_n, acc, a.ld_n, i > 0 ? acc : nullptr, a.ld_n);
+        pairs += (a.k[i] + 1) / 2 * a.ld_n;
+      }
+      return;
+    }
+  }
+#endif
   const T* w_t = a.w_t + b * a.w_image_stride;
   for (int i = 0; i < a.inputs; ++i) {
     const MapView<const T>& x = a.x[i];

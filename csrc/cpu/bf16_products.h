@@ -1,0 +1,98 @@
+// Row-major products with bf16 inputs and float32 accumulation (AVX512-BF16's vdpbf16ps: each
+// float32 lane adds a pair of bf16 products), for the per-pixel convolutions and the linear map
+// when torch allows reduced-precision float32 matmuls on the CPU
+// (torch.backends.mkldnn.matmul.fp32_precision = "bf16"; ops/bf16_products.h decides).
+//
+// Operands as pairs: 32-bit words holding two bf16 values, the lower half first. A (M x K float)
+// becomes M rows of K2 = ceil(K / 2) words, word j = (a[2j], a[2j + 1]); B (K x N) K2 rows of
+// words (b[2j][n], b[2j + 1][n]), packed once per op call (ops/bf16_products.h: bf16_pairs).
+//
+// Only the AVX-512 build (x86-64, whose target includes avx512bf16) compiles them:
+// ASID_CPU_BF16_PRODUCTS is defined there. Included only by the kernel headers.
+#pragma once
+
+#include "cpu/tile_math.h"
+
+#if ASID_CPU_VECTOR_BYTES == 64 && defined(__x86_64__)
+#define ASID_CPU_BF16_PRODUCTS 1
+
+namespace asid {
+namespace cpu {
+namespace ASID_CPU_ISA {
+
+// Rows of A as pairs (rounded to nearest even), zero padded to K2 words.
+inline void pack_bf16_rows(int64_t M, int64_t K, const float* A, int64_t lda, uint32_t* Ap,
+                           int64_t K2) {
+  const auto first = [](int64_t n) {  // a mask of the first n of 16 lanes (n clamped to 0..16)
+    n = std::min<int64_t>(16, std::max<int64_t>(0, n));
+    return static_cast<__mmask16>((1u << n) - 1);
+  };
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < 2 * K2; k += 32) {
+      const __m512 lo = _mm512_maskz_loadu_ps(first(K - k), A + m * lda + k);
+      const __m512 hi = _mm512_maskz_loadu_ps(first(K - k - 16), A + m * lda + k + 16);
+      _mm512_mask_storeu_epi32(Ap + m * K2 + k / 2, first(K2 - k / 2),
+                               (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+// C[RB x 16 NV] = C0 + Ap Bp over K2 words; register blocks as gemm_block's.
+template <int RB, int NV>
+inline void gemm_bf16_block(int64_t K2, const uint32_t* Ap, const uint32_t* Bp, int64_t ldb,
+                            float* C, int64_t ldc, const float* C0, int64_t ldc0) {
+  __m512 c[RB][NV];
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v)
+      c[r][v] = C0 ? _mm512_loadu_ps(C0 + r * ldc0 + 16 * v) : _mm512_setzero_ps();
+  for (int64_t j = 0; j < K2; ++j) {
+    __m512bh b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = (__m512bh)_mm512_loadu_si512(Bp + j * ldb + 16 * v);
+    for (int r = 0; r < RB; ++r) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(Ap[r * K2 + j]));
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbf16_ps(c[r][v], a, b[v]);
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(C + r * ldc + 16 * v, c[r][v]);
+}
+
+template <int NV>
+inline void gemm_bf16_columns(int64_t M, int64_t K2, const uint32_t* Ap, const uint32_t* Bp,
+                              int64_t ldb, float* C, int64_t ldc, const float* C0, int64_t ldc0) {
+  constexpr int RB = block_rows<NV>();
+  int64_t r = 0;
+  for (; r + RB <= M; r += RB)
+    gemm_bf16_block<RB, NV>(K2, Ap + r * K2, Bp, ldb, C + r * ldc, ldc,
+                            C0 ? C0 + r * ldc0 : nullptr, ldc0);
+  for (; r < M; ++r)
+    gemm_bf16_block<1, NV>(K2, Ap + r * K2, Bp, ldb, C + r * ldc, ldc,
+                           C0 ? C0 + r * ldc0 : nullptr, ldc0);
+}
+
+// C[M x N] = C0 + A B with bf16 products: A (M x K float, row stride lda) packed here into a
+// per-thread buffer, Bp the pairs of B (K2 x ldb words); N a multiple of 16; C0 as gemm's.
+inline void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                      const uint32_t* Bp, int64_t ldb, float* C, int64_t ldc,
+                      const float* C0 = nullptr, int64_t ldc0 = 0) {
+  thread_local std::vector<uint32_t> packed;
+  const int64_t K2 = (K + 1) / 2;
+  if (static_cast<int64_t>(packed.size()) < M * K2) packed.resize(M * K2);
+  pack_bf16_rows(M, K, A, lda, packed.data(), K2);
+  const auto strip = [&](auto vectors, int64_t j) {  // columns [j, j + 16 vectors)
+    gemm_bf16_columns<decltype(vectors)::value>(M, K2, packed.data(), Bp + j, ldb, C + j, ldc,
+                                                C0 ? C0 + j : nullptr, ldc0);
+  };
+  int64_t j = 0;
+  for (; j + 16 * kStripVectors <= N; j += 16 * kStripVectors)
+    strip(std::integral_constant<int, kStripVectors>{}, j);
+  const int64_t left = (N - j) / 16;
+  if (left == 3) strip(std::integral_constant<int, 3>{}, j);
+  if (left == 2) strip(std::integral_constant<int, 2>{}, j);
+  if (left == 1) strip(std::integral_constant<int, 1>{}, j);
+}
+
+}  // namespace ASID_CPU_ISA
+}  // namespace cpu
+}  // namespace asid
+
+#endif
