@@ -11,6 +11,11 @@
 // ASID_CPU_BF16_PRODUCTS is defined there. Included only by the kernel headers.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
 #include "cpu/tile_math.h"
 
 #if ASID_CPU_VECTOR_BYTES == 64 && defined(__x86_64__)

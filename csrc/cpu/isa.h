@@ -27,7 +27,7 @@ int active_isa();
 // the name of the set in use.
 std::string set_isa(const std::string& name);
 
-// Whether the set in use multiplies in bf16 where an op allows it (tile_math.h: gemm_bf16): the
+// Whether the set in use multiplies in bf16 where an op allows it (bf16_products.h): the
 // AVX-512 build on a CPU with AVX512-BF16.
 bool bf16_products_supported();
 
