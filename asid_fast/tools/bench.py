@@ -152,7 +152,9 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
     :data:`bench_cases.COMPARE`; fused_backend: op backend of the fused model; warmup/repeats:
     None = the harness's defaults (:data:`bench_timing.DEFAULTS`); progress: called with the
     report after each case (the CLI saves partial results with it); show_progress: a progress
-    bar on a terminal (each case is also logged to stderr as "[i/n] ...").
+    bar on a terminal (each case is also logged to stderr as "[i/n] ..."). dtype "bf16" on the
+    CPU keeps float32 maps and sets torch's CPU matmul precision to bf16 for the process
+    (:func:`runtime.enable_cpu_bf16_products`).
     """
     from ..ops import available_backends
     from ..reference.model import check_config
@@ -167,7 +169,8 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
             raise UserError(f"unknown {what} {sorted(set(given) - set(known))}; choose from "
                             f"{known}")
     dev = runtime.resolve_device(device)
-    dt = runtime.resolve_dtype(dtype, dev)
+    cpu_bf16 = dtype == "bf16" and dev.type == "cpu"  # float32 maps, bf16 products
+    dt = runtime.enable_cpu_bf16_products() if cpu_bf16 else runtime.resolve_dtype(dtype, dev)
     if dev.type == "cpu":
         torch.set_num_threads(threads)
     lr = tuple(size) if size is not None else FL.lr_size_for_output(scale)
@@ -184,7 +187,7 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
                                                 rule="full", train=True),
         "rules": _rules(dev),
         "device": dev.type, "device_name": bench_machine.device_name(dev),
-        "cpu": bench_machine.cpu_info(), "dtype": dtype,
+        "cpu": bench_machine.cpu_info(), "dtype": dtype, "cpu_bf16_products": cpu_bf16,
         "threads": torch.get_num_threads() if dev.type == "cpu" else None,
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32,
                  "cudnn": torch.backends.cudnn.allow_tf32},
@@ -297,7 +300,9 @@ def add_parser(subparsers):
     p.add_argument("--backends", help="comma-separated op backends to compare with the reference "
                                       "(default: all available on the device)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES))
+    p.add_argument("--dtype", default="fp32", choices=sorted(runtime.DTYPES),
+                   help="as asid-fast upscale's --dtype (bf16 on the CPU: float32 maps with bf16 "
+                        "products for every candidate that takes them)")
     p.add_argument("--suites", default=",".join(DEFAULT_SUITES),
                    help=f"comma-separated subset of {','.join(SUITES)} (default: "
                         f"{','.join(DEFAULT_SUITES)}; add train_step for the training step)")
@@ -362,7 +367,8 @@ def _run(args):
     print(f"{report['model']} x{report['scale']} input {report['input']}: "
           f"paper rule {report['flops_paper_rule'] / 1e9:.3f} G (MACs), "
           f"full rule {report['flops_full'] / 1e9:.3f} GFLOP; {report['device_name']}, "
-          f"{report['dtype']}, torch {report['torch']}")
+          f"{report['dtype']}{' products' if report.get('cpu_bf16_products') else ''}, "
+          f"torch {report['torch']}")
     print(bench_machine.describe_cpu(report["cpu"]))
     print(bench_report.table(report))
     for line in bench_report.rates(report):

@@ -82,8 +82,9 @@ def rates(report: dict) -> list[str]:
     models = [r for r in report["results"] if r.get("kind") == "model" and r["gflops"]]
     lines = []
     if gemm is not None:
+        setting = " with torch's bf16 matmul setting" if report.get("cpu_bf16_products") else ""
         lines.append(f"GEMM {gemm['shape']} (M x K x N, a 1x1 convolution's shape; fp32 "
-                     f"{gemm['backend']}): {gemm['gflops']:.1f} GFLOP/s")
+                     f"{gemm['backend']}{setting}): {gemm['gflops']:.1f} GFLOP/s")
     for r in models:
         share = f", {r['gflops'] / gemm['gflops']:.0%} of the GEMM's" if gemm else ""
         lines.append(f"{r['name']} {r['mode']} [{r['backend']}]: {r['gflops']:.1f} GFLOP/s "
