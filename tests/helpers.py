@@ -1,5 +1,6 @@
 """What the op and model tests share: the device they run on, tolerances, comparisons,
-outputs-with-gradients of a function, and IEEE float32 convolutions for GPU comparisons.
+outputs-with-gradients of a function, IEEE float32 convolutions for GPU comparisons, and torch's
+float32 precision settings set for a block.
 
 Tolerances are relative: max |actual - expected| / max |expected| per tensor, against a float64
 reference computed on the same (rounded) inputs:
@@ -70,3 +71,18 @@ def cudnn_without_tf32():
         yield
     finally:
         torch.backends.cudnn.allow_tf32 = previous
+
+
+@contextmanager
+def fp32_precision(setting, value=None):
+    """One of torch's float32 precision settings (``torch.backends.cuda.matmul``,
+    ``torch.backends.mkldnn.matmul``, ``torch.backends.mkldnn``...) set to ``value`` inside the
+    block (left as it is when None), and put back after it. Only the ``fp32_precision`` API: mixing
+    it with the legacy ``allow_tf32`` makes torch raise on later reads."""
+    previous = setting.fp32_precision
+    if value is not None:
+        setting.fp32_precision = value
+    try:
+        yield setting
+    finally:
+        setting.fp32_precision = previous

@@ -229,19 +229,16 @@ def test_bf16_on_the_cpu_benchmarks_bf16_products_or_is_refused():
     import torch
 
     from asid_fast.ops import _registry
+    from helpers import fp32_precision
 
     ext = _registry.extension()
-    matmul = torch.backends.mkldnn.matmul
-    before = matmul.fp32_precision
-    try:
+    with fp32_precision(torch.backends.mkldnn.matmul):  # bench sets it
         if ext is None or not ext.bf16_products_supported():
             with pytest.raises(UserError, match="AVX512-BF16"):
                 B.bench(suites=("inference",), size=(12, 20), device="cpu", dtype="bf16")
             return
         report = B.bench(suites=("inference",), size=(12, 20), device="cpu", dtype="bf16",
                          warmup=1, repeats=1, threads=1)
-    finally:
-        matmul.fp32_precision = before
     assert report["dtype"] == "bf16" and report["cpu_bf16_products"]
     fused = next(r for r in report["results"] if r["backend"] == "fused")
     assert 1e-6 < fused["max_rel_diff_vs_reference"] <= bench_report.DIFF_BOUNDS["bf16"]

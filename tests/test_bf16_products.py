@@ -6,8 +6,6 @@ composition with the same roundings; without the setting, or under other instruc
 ops keep float32 products (the parity grid covers those)."""
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +13,7 @@ import torch.nn.functional as F
 from asid_fast import ops
 from asid_fast.ops import _registry
 from asid_fast.ops._registry import library_op
+from helpers import fp32_precision
 from op_cases import CASES
 
 pytestmark = pytest.mark.skipif(
@@ -32,16 +31,11 @@ needs_bf16 = pytest.mark.skipif(not _supported(),
                                        "(AVX-512 kernels on a CPU with AVX512-BF16)")
 
 
-@contextlib.contextmanager
-def matmul_precision(setting, scope=None):
-    """torch's float32 matmul precision on the CPU (``scope`` "all": the mkldnn-wide one)."""
-    target = torch.backends.mkldnn if scope == "all" else torch.backends.mkldnn.matmul
-    before = target.fp32_precision
-    target.fp32_precision = setting
-    try:
-        yield
-    finally:
-        target.fp32_precision = before
+def matmul_precision(value, scope=None):
+    """torch's float32 matmul precision on the CPU inside the block (``scope`` "all": the
+    mkldnn-wide one)."""
+    return fp32_precision(torch.backends.mkldnn if scope == "all" else torch.backends.mkldnn.matmul,
+                          value)
 
 
 def _bf16(t):

@@ -10,6 +10,7 @@ from asid_fast import shipped_weights
 from asid_fast.tools import runtime
 from asid_fast.tools.imageio import Picture, read_image, write_image
 from asid_fast.tools.upscale import upscale
+from helpers import fp32_precision
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +131,8 @@ def test_bad_inputs(tmp_path, ckpt, capsys):
 @pytest.fixture
 def matmul_precision_restored():
     """torch's CPU matmul precision, set back after the test (--dtype bf16 changes it)."""
-    matmul = torch.backends.mkldnn.matmul
-    before = matmul.fp32_precision
-    yield matmul
-    matmul.fp32_precision = before
+    with fp32_precision(torch.backends.mkldnn.matmul) as matmul:
+        yield matmul
 
 
 def test_bf16_on_the_cpu_means_bf16_products_where_the_cpu_has_them(tmp_path, ckpt, capsys,

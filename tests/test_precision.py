@@ -10,7 +10,6 @@ the same way ``torch.autocast("cuda")`` does.
 from __future__ import annotations
 
 import importlib
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -18,23 +17,16 @@ import torch
 from asid_fast import ops
 from asid_fast.ops import _registry
 from asid_fast.ops._checks import autocast_inputs
-from helpers import DEVICE, TOL, assert_rel
+from helpers import DEVICE, TOL, assert_rel, fp32_precision
 from op_cases import reference_outputs, smallest_case
 
 TRITON = _registry.why_unavailable("triton", DEVICE.type)
 needs_triton = pytest.mark.skipif(TRITON is not None, reason=str(TRITON))
 
 
-@contextmanager
 def matmul_precision(value):
-    """torch.backends.cuda.matmul.fp32_precision set to ``value`` (the new API only: mixing it
-    with the legacy ``allow_tf32`` makes torch raise on later reads)."""
-    previous = torch.backends.cuda.matmul.fp32_precision
-    torch.backends.cuda.matmul.fp32_precision = value
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.fp32_precision = previous
+    """torch.backends.cuda.matmul.fp32_precision set to ``value`` inside the block."""
+    return fp32_precision(torch.backends.cuda.matmul, value)
 
 
 @needs_triton

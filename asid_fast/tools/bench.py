@@ -169,8 +169,8 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
             raise UserError(f"unknown {what} {sorted(set(given) - set(known))}; choose from "
                             f"{known}")
     dev = runtime.resolve_device(device)
-    cpu_bf16 = dtype == "bf16" and dev.type == "cpu"  # float32 maps, bf16 products
-    dt = runtime.enable_cpu_bf16_products() if cpu_bf16 else runtime.resolve_dtype(dtype, dev)
+    dt = runtime.resolve_dtype(dtype, dev)
+    cpu_bf16 = runtime.cpu_bf16_products(dtype, dev)
     if dev.type == "cpu":
         torch.set_num_threads(threads)
     lr = tuple(size) if size is not None else FL.lr_size_for_output(scale)

@@ -47,9 +47,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_bf16_products(name: str, device: torch.device) -> bool:
+    """Whether ``--dtype name`` on ``device`` means float32 maps with bf16 products (bf16 on the
+    CPU)."""
+    return name == "bf16" and device.type == "cpu"
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """fp32 anywhere; bf16/fp16 as maps' dtypes only on CUDA (bf16 on the CPU:
-    :func:`enable_cpu_bf16_products`)."""
+    """The dtype of the maps for ``--dtype name``: fp32 anywhere; bf16/fp16 on CUDA; bf16 on the
+    CPU keeps float32 maps with bf16 products (:func:`enable_cpu_bf16_products`)."""
+    if cpu_bf16_products(name, device):
+        return enable_cpu_bf16_products()
     if name not in DTYPES:
         raise UserError(f"--dtype must be one of {sorted(DTYPES)}, got {name!r}")
     if name != "fp32" and device.type != "cuda":
@@ -154,12 +162,12 @@ def prepare_model(scale, variant="asid", weights=None, backend="auto", device="a
     """Build, load (``weights`` or the shipped ones), move and cast a model for inference.
     Returns (model in eval mode, device, dtype of its maps)."""
     dev = resolve_device(device)
-    cpu_bf16 = dtype == "bf16" and dev.type == "cpu"
-    dt = enable_cpu_bf16_products() if cpu_bf16 else resolve_dtype(dtype, dev)
+    dt = resolve_dtype(dtype, dev)
     check_backend(backend, dev)
     model = build_model(scale, variant, backend)
     load_weights(model, weights if weights is not None else default_weights(scale, variant))
-    announce_backend(backend, dev, dt, " with bf16 products" if cpu_bf16 else "")
+    announce_backend(backend, dev, dt,
+                     " with bf16 products" if cpu_bf16_products(dtype, dev) else "")
     return model.to(device=dev, dtype=dt).eval(), dev, dt
 
 

@@ -8,7 +8,8 @@
 // words (b[2j][n], b[2j + 1][n]), packed once per op call (ops/bf16_products.h: bf16_pairs).
 //
 // Only the AVX-512 build (x86-64, whose target includes avx512bf16) compiles them:
-// ASID_CPU_BF16_PRODUCTS is defined there. Included only by the kernel headers.
+// ASID_CPU_BF16_PRODUCTS is defined there; `products` (at the end) is what the kernels call in
+// every build. Included only by the kernel headers.
 #pragma once
 
 #include <algorithm>
@@ -101,3 +102,24 @@ inline void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t l
 }  // namespace asid
 
 #endif
+
+namespace asid {
+namespace cpu {
+namespace ASID_CPU_ISA {
+
+// C = C0 + A B (as gemm's): with bf16 products where B's pairs are given (float32 in a build
+// that has them), else with B in T.
+template <typename T>
+void products(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+              const uint32_t* pairs, int64_t ldb, T* C, int64_t ldc, const T* C0 = nullptr,
+              int64_t ldc0 = 0) {
+#ifdef ASID_CPU_BF16_PRODUCTS
+  if constexpr (std::is_same_v<T, float>)
+    if (pairs) return gemm_bf16(M, N, K, A, lda, pairs, ldb, C, ldc, C0, ldc0);
+#endif
+  gemm(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0);
+}
+
+}  // namespace ASID_CPU_ISA
+}  // namespace cpu
+}  // namespace asid

@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <atomic>
+#include <cstring>
 
 namespace asid {
 namespace cpu {
@@ -40,7 +41,7 @@ int active_isa() { return active.load(std::memory_order_relaxed); }
 bool bf16_products_supported() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   static const bool cpu_has = (__builtin_cpu_init(), __builtin_cpu_supports("avx512bf16"));
-  return cpu_has && std::string(kIsaNames[active_isa()]) == "avx512";
+  return cpu_has && std::strcmp(kIsaNames[active_isa()], "avx512") == 0;
 #else
   return false;
 #endif

@@ -16,18 +16,6 @@ namespace asid {
 namespace cpu {
 namespace ASID_CPU_ISA {
 
-// C = A B for the chain's 1x1 convolutions: B's bf16 pairs where given (cpu/bf16_products.h),
-// else B in T.
-template <typename T>
-void products(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-              const uint32_t* pairs, int64_t ldb, T* C, int64_t ldc) {
-#ifdef ASID_CPU_BF16_PRODUCTS
-  if constexpr (std::is_same_v<T, float>)
-    if (pairs) return gemm_bf16(M, N, K, A, lda, pairs, ldb, C, ldc);
-#endif
-  gemm(M, N, K, A, lda, B, ldb, C, ldc);
-}
-
 // Image row bh's first 1x1 conv. a = LayerNorm(x) into a_buf (row stride ld_a; the pixels'
 // mean and rstd into stats[0, W) and stats[W, 2W)), else x read in place, or copied into a_buf
 // when copy_x; pre = a W_in^T + b_in (padded columns) into pre, then p = GELU(pre) if gelu_in,

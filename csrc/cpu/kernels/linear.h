@@ -19,26 +19,15 @@ namespace ASID_CPU_ISA {
 // a.w_pairs is given.
 template <typename T>
 void row_products(const LinearArgs<T>& a, int64_t b, int64_t h, T* acc) {
-#ifdef ASID_CPU_BF16_PRODUCTS
-  if constexpr (std::is_same_v<T, float>) {
-    if (a.w_pairs) {
-      const uint32_t* pairs = a.w_pairs + b * a.w_pairs_image_stride;
-      for (int i = 0; i < a.inputs; ++i) {
-        const MapView<const T>& x = a.x[i];
-        gemm_bf16(a.grid.width, pad_lanes(a.grid.channels), a.k[i], x.data + b * x.sb + h * x.sh,
-                  x.sw, pairs, a.ld_n, acc, a.ld_n, i > 0 ? acc : nullptr, a.ld_n);
-        pairs += (a.k[i] + 1) / 2 * a.ld_n;
-      }
-      return;
-    }
-  }
-#endif
   const T* w_t = a.w_t + b * a.w_image_stride;
+  const uint32_t* pairs = a.w_pairs ? a.w_pairs + b * a.w_pairs_image_stride : nullptr;
   for (int i = 0; i < a.inputs; ++i) {
     const MapView<const T>& x = a.x[i];
-    gemm(a.grid.width, pad_lanes(a.grid.channels), a.k[i], x.data + b * x.sb + h * x.sh, x.sw,
-         w_t, a.ld_n, acc, a.ld_n, i > 0 ? acc : nullptr, a.ld_n);  // inputs after the first add up
+    // inputs after the first add up
+    products(a.grid.width, pad_lanes(a.grid.channels), a.k[i], x.data + b * x.sb + h * x.sh,
+             x.sw, w_t, pairs, a.ld_n, acc, a.ld_n, i > 0 ? acc : nullptr, a.ld_n);
     w_t += a.k[i] * a.ld_n;
+    if (pairs) pairs += (a.k[i] + 1) / 2 * a.ld_n;
   }
 }
 
