@@ -17,7 +17,9 @@ Triton kernel, one program per window):
 
 The CPU kernel gathers each window's pixels of x once and keeps LayerNorm, q, k, v and the
 attention output in per-window tiles, writing only y and attn, where the composition writes and
-reads q, k, v and the attention output as whole maps.
+reads q, k, v and the attention output as whole maps. Where torch allows bf16 for float32
+matmuls on the CPU and the CPU has AVX512-BF16 (as conv_chain's; csrc/cpu/bf16_products.h), its
+products (projections, scores, attn v, output projection) take bf16 inputs with float32 sums.
 
 Backward: recomputed through the composition (:func:`composed_attention_block`) under autograd;
 the op saves its inputs only. The public functions run the op at inference (nothing needs a

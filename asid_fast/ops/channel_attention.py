@@ -15,7 +15,9 @@ Operators (``asid_fast::<prefix><name>``, prefix "" for the extension, "triton_"
 * ``channel_attention_bwd(grad_out, q, k, v, temperature, attn, rq, rk, mode, window)
   -> (dq, dk, dv, dtemperature)``: dtemperature has temperature's shape.
 
-FLOPs: 2 per multiply-add of the two C x C x n products per group.
+Where torch allows bf16 for float32 matmuls on the CPU and the CPU has AVX512-BF16 (as
+conv_chain's; csrc/cpu/bf16_products.h), the CPU forward's two products take bf16 inputs with
+float32 sums. FLOPs: 2 per multiply-add of the two C x C x n products per group.
 """
 from __future__ import annotations
 

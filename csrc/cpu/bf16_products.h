@@ -8,8 +8,8 @@
 // words (b[2j][n], b[2j + 1][n]), packed once per op call (ops/bf16_products.h: bf16_pairs).
 //
 // Only the AVX-512 build (x86-64, whose target includes avx512bf16) compiles them:
-// ASID_CPU_BF16_PRODUCTS is defined there; `products` (at the end) is what the kernels call in
-// every build. Included only by the kernel headers.
+// ASID_CPU_BF16_PRODUCTS is defined there; `products` and `tile_products` (at the end) are what the
+// kernels call in every build. Included only by the kernel headers.
 #pragma once
 
 #include <algorithm>
@@ -39,6 +39,26 @@ inline void pack_bf16_rows(int64_t M, int64_t K, const float* A, int64_t lda, ui
       const __m512 hi = _mm512_maskz_loadu_ps(first(K - k - 16), A + m * lda + k + 16);
       _mm512_mask_storeu_epi32(Ap + m * K2 + k / 2, first(K2 - k / 2),
                                (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+// Rows of B (K x N float, row stride ldb; N a multiple of 16) as pairs: K2 = ceil(K / 2) rows of
+// N words (row stride ldp), word (j, n) = (b[2j][n], b[2j + 1][n]), a zero row padding an odd K.
+// For a B the kernel computes itself (ops/bf16_products.h: bf16_pairs packs the weights).
+inline void pack_bf16_pairs(int64_t K, int64_t N, const float* B, int64_t ldb, uint32_t* Bp,
+                            int64_t ldp) {
+  // 16-bit lane 2i of a word vector takes lane i of the even row, lane 2i + 1 lane i of the odd
+  // one (lanes 16 + i of the converted pair of rows)
+  alignas(64) static const uint16_t kInterleave[32] = {
+      0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  for (int64_t j = 0; 2 * j < K; ++j)
+    for (int64_t n = 0; n < N; n += 16) {
+      const float* even = B + 2 * j * ldb + n;
+      const __m512 odd = 2 * j + 1 < K ? _mm512_loadu_ps(even + ldb) : _mm512_setzero_ps();
+      const __m512i rows = (__m512i)_mm512_cvtne2ps_pbh(odd, _mm512_loadu_ps(even));
+      _mm512_storeu_si512(Bp + j * ldp + n, _mm512_permutexvar_epi16(interleave, rows));
     }
 }
 
@@ -116,6 +136,25 @@ void products(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T*
 #ifdef ASID_CPU_BF16_PRODUCTS
   if constexpr (std::is_same_v<T, float>)
     if (pairs) return gemm_bf16(M, N, K, A, lda, pairs, ldb, C, ldc, C0, ldc0);
+#endif
+  gemm(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0);
+}
+
+// C = C0 + A B (as gemm's) for a B the kernel computed (N a multiple of the vector width): with
+// bf16 products where `bf16` (float32 in a build that has them; B packed per call into a
+// per-thread buffer), else in T.
+template <typename T>
+void tile_products(bool bf16, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+              int64_t ldb, T* C, int64_t ldc, const T* C0 = nullptr, int64_t ldc0 = 0) {
+#ifdef ASID_CPU_BF16_PRODUCTS
+  if constexpr (std::is_same_v<T, float>)
+    if (bf16) {
+      thread_local std::vector<uint32_t> pairs;
+      const int64_t K2 = (K + 1) / 2;
+      if (static_cast<int64_t>(pairs.size()) < K2 * N) pairs.resize(K2 * N);
+      pack_bf16_pairs(K, N, B, ldb, pairs.data(), N);
+      return gemm_bf16(M, N, K, A, lda, pairs.data(), N, C, ldc, C0, ldc0);
+    }
 #endif
   gemm(M, N, K, A, lda, B, ldb, C, ldc, C0, ldc0);
 }

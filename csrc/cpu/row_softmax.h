@@ -10,7 +10,8 @@
 #include <cmath>
 #include <type_traits>
 
-#include "tile_math.h"
+#include "cpu/bf16_products.h"
+#include "cpu/tile_math.h"
 
 namespace asid {
 namespace cpu {
@@ -205,12 +206,12 @@ inline const T* product_start(const T* m, int64_t n, int64_t ld, T* scratch) {
 
 // P = softmax(Q K^T + bias) over keys: Q (n x d, stride ldq), K^T (d x >= n, stride ldk, zero
 // past column n), bias (n x n) or null; P (n x n, contiguous). The scores go to scratch (n x ldk),
-// their row softmax to P.
+// their row softmax to P. bf16: the products with bf16 inputs (cpu/bf16_products.h).
 template <typename T>
 inline void scores_softmax(int64_t n, int64_t d, const T* q, int64_t ldq, const T* kt, int64_t ldk,
-                           const T* bias, T* p, T* scratch) {
+                           const T* bias, T* p, T* scratch, bool bf16 = false) {
   const T* start = product_start(bias, n, ldk, scratch);
-  gemm(n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, start == scratch ? ldk : n);
+  tile_products(bf16, n, ldk, d, q, ldq, kt, ldk, scratch, ldk, start, start == scratch ? ldk : n);
   if (!with_row_vectors<T>(n, [&](auto nv) {
         softmax_rows_vectorized<decltype(nv)::value>(scratch, ldk, n, n, p);
       }))

@@ -7,6 +7,7 @@
 
 #include "cpu/parallel.h"
 #include "ops/attention_block.h"
+#include "ops/bf16_products.h"
 #include "ops/checks.h"
 #include "ops/output_cache.h"
 
@@ -49,6 +50,11 @@ at::Tensor run_block(const at::Tensor& x, const at::Tensor& norm_weight,
   const at::Tensor nw = padded_vector(norm_weight, ld), nb = padded_vector(norm_bias, ld);
   const at::Tensor win = projections_t(w_in, projections, ld);
   const at::Tensor wout = padded_rows(w_out.t(), ld);
+  at::Tensor w_in_pairs, w_out_pairs;  // the products in bf16 where torch allows it
+  if (bf16_products(x)) {
+    w_in_pairs = bf16_pairs(win);
+    w_out_pairs = bf16_pairs(wout);
+  }
   at::Tensor out = empty_output(x.sizes(), x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "attention_block_fwd", [&] {
     AttentionBlockArgs<scalar_t> a;
@@ -62,6 +68,8 @@ at::Tensor run_block(const at::Tensor& x, const at::Tensor& norm_weight,
     a.w_in = win.data_ptr<scalar_t>();
     a.w_out = wout.data_ptr<scalar_t>();
     a.ld_w = ld;
+    a.w_in_pairs = data_or_null<const uint32_t>(w_in_pairs);
+    a.w_out_pairs = data_or_null<const uint32_t>(w_out_pairs);
     a.bias = data_or_null<const scalar_t>(bias);
     a.scale = scale;
     a.attn_in = data_or_null<const scalar_t>(attn_in);

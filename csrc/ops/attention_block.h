@@ -23,6 +23,10 @@ struct AttentionBlockArgs {
   const T* w_in = nullptr;  // (d, projections * ld_w): W_q^T | W_k^T | W_v^T, each zero padded
   const T* w_out = nullptr;  // (d, ld_w): W_out^T, zero padded
   int64_t ld_w = 0;
+  // w_in and w_out as bf16 pairs (cpu/bf16_products.h; (ceil(d / 2), projections * ld_w) and
+  // (ceil(d / 2), ld_w) words) where the products run in bf16, else null
+  const uint32_t* w_in_pairs = nullptr;
+  const uint32_t* w_out_pairs = nullptr;
   const T* bias = nullptr;  // (n, n) or null
   double scale = 1.0;
   const T* attn_in = nullptr;  // (G, n, n): the shared block's matrices

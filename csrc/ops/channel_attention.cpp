@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "cpu/parallel.h"
+#include "ops/bf16_products.h"
 #include "ops/channel_attention.h"
 #include "ops/checks.h"
 #include "ops/output_cache.h"
@@ -91,8 +92,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> channel_attention_fwd
     return {out, attn, rq, rk};
   }
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "channel_attention_fwd", [&] {
-    cpu::run_kernel(ASID_CPU_KERNEL(channel_forward, scalar_t),
-                    fwd_args<scalar_t, scalar_t>(l, q, k, v, t, out, attn, rq, rk), groups,
+    auto a = fwd_args<scalar_t, scalar_t>(l, q, k, v, t, out, attn, rq, rk);
+    a.bf16_products = bf16_products(q);
+    cpu::run_kernel(ASID_CPU_KERNEL(channel_forward, scalar_t), a, groups,
                     cpu::fixed_parts(groups));
   });
   return {out, attn, rq, rk};

@@ -22,6 +22,7 @@ struct ChannelFwdArgs {
   S* attn = nullptr;  // (G, C, C)
   S* rq = nullptr;    // (G, C)
   S* rk = nullptr;    // (G, C)
+  bool bf16_products = false;  // the CPU kernel's two products with bf16 inputs (float32 sums)
 };
 
 // Gradients of ChannelFwdArgs; dtemperature points at one partial per CPU work part (the total

@@ -7,6 +7,7 @@
 // channel per row.
 #pragma once
 
+#include "cpu/bf16_products.h"
 #include "cpu/row_ops.h"
 #include "cpu/row_softmax.h"
 #include "cpu/tile_io.h"
@@ -31,6 +32,11 @@ void attention_block_forward(const AttentionBlockArgs<T>& a, WorkQueue& queue) {
   T *ln = tiles[2].data, *q = tiles[3].data, *k = tiles[4].data, *kt = tiles[5].data;
   T *v = tiles[6].data, *s = tiles[7].data;
   const vec_t<T> scale = vsplat(T(a.scale));
+  const bool bf16 = a.w_in_pairs != nullptr;  // every product in bf16, the scores' too
+  const auto project = [&](int j, T* out) {  // out = LayerNorm(x) W_j^T, j: q, k, v or v only
+    products(n, dp, d, ln, dp, a.w_in + j * a.ld_w, bf16 ? a.w_in_pairs + j * a.ld_w : nullptr,
+             ld_in, out, dp);
+  };
   for_each_batch(queue, tiles.batch(), [&](int64_t, int64_t g0, int64_t count) {
     const GatherTarget<T> inputs[] = {{a.x, T(1), xs, {}}};
     gather(l, g0, count, d, inputs);
@@ -44,17 +50,18 @@ void attention_block_forward(const AttentionBlockArgs<T>& a, WorkQueue& queue) {
       const int64_t g = g0 + b;
       const T* p = a.attn_in ? a.attn_in + g * n * n : a.attn_out + g * n * n;
       if (a.projections == 3) {
-        gemm(n, dp, d, ln, dp, a.w_in, ld_in, q, dp);
+        project(0, q);
         map_flat(n * dp, q, [&](int64_t i, int64_t c) { return load_n(q + i, c) * scale; });
-        gemm(n, dp, d, ln, dp, a.w_in + a.ld_w, ld_in, k, dp);
+        project(1, k);
         transpose_tile(k, dp, n, d, kt, np);
-        gemm(n, dp, d, ln, dp, a.w_in + 2 * a.ld_w, ld_in, v, dp);
-        scores_softmax(n, d, q, dp, kt, np, a.bias, a.attn_out + g * n * n, s);
+        project(2, v);
+        scores_softmax(n, d, q, dp, kt, np, a.bias, a.attn_out + g * n * n, s, bf16);
       } else {
-        gemm(n, dp, d, ln, dp, a.w_in, ld_in, v, dp);
+        project(0, v);
       }
-      gemm(n, dp, n, p, n, v, dp, q, dp);                     // o = attn v, in q's tile
-      gemm(n, dp, d, q, dp, a.w_out, a.ld_w, ys.at(b), dp, x, dp);  // out = x + o W_out^T
+      tile_products(bf16, n, dp, n, p, n, v, dp, q, dp);  // o = attn v, in q's tile
+      products(n, dp, d, q, dp, a.w_out, a.w_out_pairs, a.ld_w, ys.at(b), dp, x,
+               dp);  // out = x + o W_out^T
     }
     const ScatterSource<T> outputs[] = {{a.out, T(1), ys}};
     scatter(l, g0, count, d, outputs);

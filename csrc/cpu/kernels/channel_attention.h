@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "cpu/bf16_products.h"
 #include "cpu/tile_io.h"
 #include "cpu/tile_math.h"
 #include "ops/channel_attention.h"
@@ -69,11 +70,13 @@ void channel_forward(const ChannelFwdArgs<T>& a, WorkQueue& queue) {
       T *rq = a.rq + g * C, *rk = a.rk + g * C;
       inverse_row_norms(qt.at(b), C, n, np, rq);
       inverse_column_norms(k.at(b), n, C, cp, rkp, rk);
-      gemm(C, cp, n, qt.at(b), np, k.at(b), cp, s, cp);  // raw Gram matrix q^T k
+      tile_products(a.bf16_products, C, cp, n, qt.at(b), np, k.at(b), cp, s,
+                    cp);  // raw Gram matrix q^T k
       for (int64_t c = 0; c < C; ++c) scale_row(s + c * cp, temperature * rq[c], rkp, cp);
       softmax_rows(s, C, C, cp, a.attn + g * C * C, C);
       transpose_tile(s, cp, C, C, at, cp);
-      gemm(n, cp, C, v.at(b), cp, at, cp, k.at(b), cp);  // out[m, c] = sum_e attn[c, e] v[m, e]
+      // out[m, c] = sum_e attn[c, e] v[m, e]
+      tile_products(a.bf16_products, n, cp, C, v.at(b), cp, at, cp, k.at(b), cp);
     }
     const ScatterSource<T> outputs[] = {{a.out, T(1), k}};
     scatter(l, g0, count, C, outputs);
