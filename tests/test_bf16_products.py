@@ -3,8 +3,8 @@ matmuls on the CPU (``torch.backends.mkldnn.matmul.fp32_precision = "bf16"``) an
 use have them (AVX-512 on a CPU with AVX512-BF16), the products of the forward ops (conv_chain's
 two 1x1 convolutions, the linear map's, the attention blocks' projections, scores and attn v,
 channel attention's Gram matrix and attn v) take bf16-rounded inputs with float32 sums. Checked
-against the float64 composition with the same roundings; without the setting, or under other instruction sets, the
-ops keep float32 products (the parity grid covers those)."""
+against the float64 compositions with the same roundings; without the setting, or under other
+instruction sets, the ops keep float32 products (the parity grid covers those)."""
 from __future__ import annotations
 
 import pytest

@@ -145,8 +145,8 @@ def load_weights(model: torch.nn.Module, path) -> torch.nn.Module:
 def enable_cpu_bf16_products() -> torch.dtype:
     """``--dtype bf16`` on the CPU: float32 maps whose products in the fused ops' forward (1x1
     convolutions, linear maps, the attention products) take bf16 inputs with float32 sums, by
-    setting torch's ``torch.backends.mkldnn.matmul.fp32_precision = "bf16"`` for this process
-    (torch's own CPU ops read it too), where the CPU kernels have bf16 products (AVX-512 kernels on a CPU with
+    setting ``torch.backends.mkldnn.matmul.fp32_precision = "bf16"`` for this process (torch's
+    own CPU ops read it too), where the CPU kernels have bf16 products (AVX-512 kernels on a CPU with
     AVX512-BF16). Returns the maps' dtype."""
     from ..ops._registry import extension
 

@@ -144,8 +144,9 @@ void products(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T*
 // bf16 products where `bf16` (float32 in a build that has them; B packed per call into a
 // per-thread buffer), else in T.
 template <typename T>
-void tile_products(bool bf16, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-              int64_t ldb, T* C, int64_t ldc, const T* C0 = nullptr, int64_t ldc0 = 0) {
+void tile_products(bool bf16, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                   const T* B, int64_t ldb, T* C, int64_t ldc, const T* C0 = nullptr,
+                   int64_t ldc0 = 0) {
 #ifdef ASID_CPU_BF16_PRODUCTS
   if constexpr (std::is_same_v<T, float>)
     if (bf16) {

@@ -60,8 +60,8 @@ void attention_block_forward(const AttentionBlockArgs<T>& a, WorkQueue& queue) {
         project(0, v);
       }
       tile_products(bf16, n, dp, n, p, n, v, dp, q, dp);  // o = attn v, in q's tile
-      products(n, dp, d, q, dp, a.w_out, a.w_out_pairs, a.ld_w, ys.at(b), dp, x,
-               dp);  // out = x + o W_out^T
+      // out = x + o W_out^T
+      products(n, dp, d, q, dp, a.w_out, a.w_out_pairs, a.ld_w, ys.at(b), dp, x, dp);
     }
     const ScatterSource<T> outputs[] = {{a.out, T(1), ys}};
     scatter(l, g0, count, d, outputs);

@@ -70,8 +70,8 @@ void channel_forward(const ChannelFwdArgs<T>& a, WorkQueue& queue) {
       T *rq = a.rq + g * C, *rk = a.rk + g * C;
       inverse_row_norms(qt.at(b), C, n, np, rq);
       inverse_column_norms(k.at(b), n, C, cp, rkp, rk);
-      tile_products(a.bf16_products, C, cp, n, qt.at(b), np, k.at(b), cp, s,
-                    cp);  // raw Gram matrix q^T k
+      // raw Gram matrix q^T k
+      tile_products(a.bf16_products, C, cp, n, qt.at(b), np, k.at(b), cp, s, cp);
       for (int64_t c = 0; c < C; ++c) scale_row(s + c * cp, temperature * rq[c], rkp, cp);
       softmax_rows(s, C, C, cp, a.attn + g * C * C, C);
       transpose_tile(s, cp, C, C, at, cp);
