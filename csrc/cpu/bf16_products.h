@@ -1,15 +1,17 @@
 // Row-major products with bf16 inputs and float32 accumulation (AVX512-BF16's vdpbf16ps: each
-// float32 lane adds a pair of bf16 products), for the per-pixel convolutions and the linear map
-// when torch allows reduced-precision float32 matmuls on the CPU
-// (torch.backends.mkldnn.matmul.fp32_precision = "bf16"; ops/bf16_products.h decides).
+// float32 lane adds a pair of bf16 products), for the products of the forward ops (1x1
+// convolutions, the linear map, the attention products) when torch allows reduced-precision
+// float32 matmuls on the CPU (torch.backends.mkldnn.matmul.fp32_precision = "bf16";
+// ops/bf16_products.h decides).
 //
 // Operands as pairs: 32-bit words holding two bf16 values, the lower half first. A (M x K float)
 // becomes M rows of K2 = ceil(K / 2) words, word j = (a[2j], a[2j + 1]); B (K x N) K2 rows of
-// words (b[2j][n], b[2j + 1][n]), packed once per op call (ops/bf16_products.h: bf16_pairs).
+// words (b[2j][n], b[2j + 1][n]): weights packed once per op call (ops/bf16_products.h:
+// bf16_pairs), tiles the kernel computed packed per product (pack_bf16_pairs).
 //
 // Only the AVX-512 build (x86-64, whose target includes avx512bf16) compiles them:
-// ASID_CPU_BF16_PRODUCTS is defined there; `products` and `tile_products` (at the end) are what the
-// kernels call in every build. Included only by the kernel headers.
+// ASID_CPU_BF16_PRODUCTS is defined there; `products` and `tile_products` (at the end) are what
+// the kernels call in every build. Included only by the kernel headers.
 #pragma once
 
 #include <algorithm>
@@ -82,19 +84,6 @@ inline void gemm_bf16_block(int64_t K2, const uint32_t* Ap, const uint32_t* Bp, 
     for (int v = 0; v < NV; ++v) _mm512_storeu_ps(C + r * ldc + 16 * v, c[r][v]);
 }
 
-template <int NV>
-inline void gemm_bf16_columns(int64_t M, int64_t K2, const uint32_t* Ap, const uint32_t* Bp,
-                              int64_t ldb, float* C, int64_t ldc, const float* C0, int64_t ldc0) {
-  constexpr int RB = block_rows<NV>();
-  int64_t r = 0;
-  for (; r + RB <= M; r += RB)
-    gemm_bf16_block<RB, NV>(K2, Ap + r * K2, Bp, ldb, C + r * ldc, ldc,
-                            C0 ? C0 + r * ldc0 : nullptr, ldc0);
-  for (; r < M; ++r)
-    gemm_bf16_block<1, NV>(K2, Ap + r * K2, Bp, ldb, C + r * ldc, ldc,
-                           C0 ? C0 + r * ldc0 : nullptr, ldc0);
-}
-
 // C[M x N] = C0 + A B with bf16 products: A (M x K float, row stride lda) packed here into a
 // per-thread buffer, Bp the pairs of B (K2 x ldb words); N a multiple of 16; C0 as gemm's.
 inline void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
@@ -104,17 +93,14 @@ inline void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* A, int64_t l
   const int64_t K2 = (K + 1) / 2;
   if (static_cast<int64_t>(packed.size()) < M * K2) packed.resize(M * K2);
   pack_bf16_rows(M, K, A, lda, packed.data(), K2);
-  const auto strip = [&](auto vectors, int64_t j) {  // columns [j, j + 16 vectors)
-    gemm_bf16_columns<decltype(vectors)::value>(M, K2, packed.data(), Bp + j, ldb, C + j, ldc,
-                                                C0 ? C0 + j : nullptr, ldc0);
-  };
-  int64_t j = 0;
-  for (; j + 16 * kStripVectors <= N; j += 16 * kStripVectors)
-    strip(std::integral_constant<int, kStripVectors>{}, j);
-  const int64_t left = (N - j) / 16;
-  if (left == 3) strip(std::integral_constant<int, 3>{}, j);
-  if (left == 2) strip(std::integral_constant<int, 2>{}, j);
-  if (left == 1) strip(std::integral_constant<int, 1>{}, j);
+  for_each_column_strip<16>(N, [&](auto vectors, int64_t j) {  // columns [j, j + 16 vectors)
+    constexpr int NV = decltype(vectors)::value;
+    for_each_row_block<NV>(M, [&](auto rows, int64_t r) {
+      gemm_bf16_block<decltype(rows)::value, NV>(K2, packed.data() + r * K2, Bp + j, ldb,
+                                                 C + r * ldc + j, ldc,
+                                                 C0 ? C0 + r * ldc0 + j : nullptr, ldc0);
+    });
+  });
 }
 
 }  // namespace ASID_CPU_ISA

@@ -258,37 +258,54 @@ constexpr int block_rows() {
 // accumulators), 4 with 32 (6 x 4 blocks).
 constexpr int kStripVectors = kVectorRegisters >= 32 ? 4 : 3;
 
+// The register blocks of a column strip NV vectors wide, M rows: block(rows, r) for rows
+// (std::integral_constant<int, RB> or <int, 1>) starting at row r, RB = block_rows<NV>() rows at
+// a time, then single rows for the rest. Every product's kernel (float or bf16) blocks this way.
+template <int NV, typename F>
+inline void for_each_row_block(int64_t M, const F& block) {
+  constexpr int RB = block_rows<NV>();
+  int64_t r = 0;
+  for (; r + RB <= M; r += RB) block(std::integral_constant<int, RB>{}, r);
+  for (; r < M; ++r) block(std::integral_constant<int, 1>{}, r);
+}
+
+// The column strips of N columns (a multiple of L lanes): strip(vectors, j) for strips of
+// kStripVectors vectors (std::integral_constant<int, NV>) starting at column j, then one
+// narrower strip for the rest.
+template <int L, typename F>
+inline void for_each_column_strip(int64_t N, const F& strip) {
+  int64_t j = 0;
+  for (; j + kStripVectors * L <= N; j += kStripVectors * L)
+    strip(std::integral_constant<int, kStripVectors>{}, j);
+  const int64_t left = (N - j) / L;
+  if (left == 3) strip(std::integral_constant<int, 3>{}, j);
+  if (left == 2) strip(std::integral_constant<int, 2>{}, j);
+  if (left == 1) strip(std::integral_constant<int, 1>{}, j);
+}
+
 template <bool TA, int NV, typename T>
 inline void gemm_columns(int64_t M, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                          T* C, int64_t ldc, const T* C0, int64_t ldc0) {
-  constexpr int RB = block_rows<NV>();
   const int64_t row_step = TA ? 1 : lda;  // distance between consecutive rows of op(A)
-  int64_t r = 0;
-  for (; r + RB <= M; r += RB)
-    gemm_block<TA, RB, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc,
-                           C0 ? C0 + r * ldc0 : nullptr, ldc0);
-  for (; r < M; ++r)
-    gemm_block<TA, 1, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc,
-                          C0 ? C0 + r * ldc0 : nullptr, ldc0);
+  for_each_row_block<NV>(M, [&](auto rows, int64_t r) {
+    gemm_block<TA, decltype(rows)::value, NV>(K, A + r * row_step, lda, B, ldb, C + r * ldc, ldc,
+                                              C0 ? C0 + r * ldc0 : nullptr, ldc0);
+  });
 }
 
-// Column strips of kStripVectors vectors, then narrower ones for the rest; rows of exactly 8
-// vectors with a short inner dimension (QK^T with d = 12 in 32-byte vectors) go whole, one row
-// per block, where strips would reload A for too little work.
+// Column strips (for_each_column_strip); rows of exactly 8 vectors with a short inner dimension
+// (QK^T with d = 12 in 32-byte vectors) go whole, one row per block, where strips would reload A
+// for too little work.
 template <bool TA, typename T>
 inline void gemm_op(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                     int64_t ldb, T* C, int64_t ldc, const T* C0, int64_t ldc0) {
   constexpr int L = Simd<T>::lanes;
   if (kVectorRegisters < 32 && K <= 16 && N == 8 * L)
     return gemm_columns<TA, 8>(M, K, A, lda, B, ldb, C, ldc, C0, ldc0);
-  const auto start = [&](int64_t col) { return C0 ? C0 + col : nullptr; };
-  int64_t j = 0;
-  for (; j + kStripVectors * L <= N; j += kStripVectors * L)
-    gemm_columns<TA, kStripVectors>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
-  const int64_t left = (N - j) / L;
-  if (left == 3) gemm_columns<TA, 3>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
-  if (left == 2) gemm_columns<TA, 2>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
-  if (left == 1) gemm_columns<TA, 1>(M, K, A, lda, B + j, ldb, C + j, ldc, start(j), ldc0);
+  for_each_column_strip<L>(N, [&](auto vectors, int64_t j) {
+    gemm_columns<TA, decltype(vectors)::value>(M, K, A, lda, B + j, ldb, C + j, ldc,
+                                               C0 ? C0 + j : nullptr, ldc0);
+  });
 }
 
 template <typename T>
