@@ -99,19 +99,23 @@ def _cam(cam, x, backend):
     return _gated_ffn(cam.gfn2, cam.cnorm2, x, backend)
 
 
+def _split(x, c):
+    """x[..., :c], x[..., c:] as one split, whose gradient is one concatenation (two slices'
+    would be two zero-filled maps and a sum)."""
+    return x.split((c, x.shape[-1] - c), dim=-1)
+
+
 def _idb(idb, x, attns, backend):
     c = idb.c
-    x = _local_module(idb.LB1, x, backend)
-    y, a12 = _sam(idb, 1, x[..., c:], attns, backend)
-    x = linear([y, x[..., :c]], _w(idb.pw1), idb.pw1.bias, backend=backend)
-    x1 = x[..., :c]
-    x = _local_module(idb.LB2, x[..., c:], backend)
-    y, a34 = _sam(idb, 2, x[..., c:], attns, backend)
-    x = linear([y, x[..., :c]], _w(idb.pw2), idb.pw2.bias, backend=backend)
-    x2 = x[..., :c]
-    x = _local_module(idb.LB3, x[..., c:], backend)
-    y, a56 = _sam(idb, 3, x[..., c:], attns, backend)
-    x = linear([x1, x2, y, x[..., :c]], _w(idb.pw3), idb.pw3.bias, backend=backend)
+    loc, x = _split(_local_module(idb.LB1, x, backend), c)
+    y, a12 = _sam(idb, 1, x, attns, backend)
+    x1, x = _split(linear([y, loc], _w(idb.pw1), idb.pw1.bias, backend=backend), c)
+    loc, x = _split(_local_module(idb.LB2, x, backend), c)
+    y, a34 = _sam(idb, 2, x, attns, backend)
+    x2, x = _split(linear([y, loc], _w(idb.pw2), idb.pw2.bias, backend=backend), c)
+    loc, x = _split(_local_module(idb.LB3, x, backend), c)
+    y, a56 = _sam(idb, 3, x, attns, backend)
+    x = linear([x1, x2, y, loc], _w(idb.pw3), idb.pw3.bias, backend=backend)
     return _cam(idb.BlockC, x, backend), a12 + a34 + a56
 
 

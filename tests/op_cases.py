@@ -304,8 +304,9 @@ def _chain(label, k, n_in, norm, b_in, gelu_in, dw, epilogue, w_out, strided, h=
 
 
 SMALL_CHAINS = ("gated FFN", "local module head", "window attention qkv", "no dw with w_out")
-# CHAIN_SHAPES' fields, then the map's height and width: the backward's work parts hold 16 image
-# rows, so these maps (2 x 37 image rows) have 5 parts, with rows recomputed next to their ends
+# CHAIN_SHAPES' fields, then the map's height and width: the backward cuts each of these two
+# images of 37 rows into 3 parts (one per 16 rows, up to 16 parts in all), with rows recomputed
+# next to the cuts; the shorter maps above are one part per image
 TALL_CHAINS = [
     ("gated FFN 37 rows", 12, 24, True, False, False, "plain", "gate", True, True, 37, 7),
     ("local module head 37 rows", 12, 12, False, True, True, "bias", "gelu", False, False, 37, 3),

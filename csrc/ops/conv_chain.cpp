@@ -16,9 +16,17 @@ namespace {
 
 // Each part projects the two image rows around it once more: parts of at least 8 rows.
 constexpr int64_t kMinRowsPerPart = 8;
-// The backward recomputes two more rows of the depthwise gradient (and four of the projection)
-// per part.
-constexpr int64_t kBackwardRowsPerPart = 16;
+// A part of the backward recomputes two more rows of the depthwise gradient and four of the
+// projection, except at an image's edge. So its parts are whole images, each cut into equal
+// slices (no more than one per 16 rows) only as far as needed for kBackwardParts parts in all: a
+// function of the shape alone, so that the sums do not depend on the thread count.
+constexpr int64_t kBackwardParts = 16, kBackwardRowsPerPart = 16;
+
+int64_t backward_parts(const RowGrid& g) {
+  const int64_t slices = std::min((g.height + kBackwardRowsPerPart - 1) / kBackwardRowsPerPart,
+                                  (kBackwardParts + g.batch - 1) / g.batch);
+  return cpu::fixed_parts(g.batch * std::max<int64_t>(slices, 1));
+}
 
 // The checked chain, its parameters as the kernels read them (undefined where absent): LayerNorm
 // vectors (padded(K)), W_in^T (K, ld_in), b_in, the taps (9, ld_in), b_dw, W_out^T (n_mid, ld_out),
@@ -125,7 +133,7 @@ conv_chain_bwd(const at::Tensor& grad_out, const at::Tensor& x,
   check_like("grad_out", grad_out, "x", x, /*shape=*/false);
   const int64_t ld_k = c.ld_out, ld_in = c.ld_in, ld_mid = padded(n_mid);
   const int64_t rows = g.batch * g.height;
-  const int64_t parts = cpu::fixed_parts((rows + kBackwardRowsPerPart - 1) / kBackwardRowsPerPart);
+  const int64_t parts = backward_parts(g);
   const at::Tensor go = grad_out.contiguous();
   const at::Tensor w_in_rows = padded_rows(w_in, ld_k);
   const at::Tensor flipped = w_dw.has_value() ? dwconv_taps(*w_dw, true, ld_in) : at::Tensor();
