@@ -8,22 +8,13 @@ import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
-
 from asid_fast import model as M
 
 sys.path.insert(0, os.path.dirname(__file__))
-from split_ab import slices_idb  # noqa: E402
+from split_ab import slices_idb, training_step  # noqa: E402
 
-torch.set_num_threads(2)
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-torch.manual_seed(0)
-m = M.ASID(2, "asid").train()
-opt = torch.optim.Adam(m.parameters(), lr=1e-4)
-g = torch.Generator().manual_seed(2)
-x = torch.rand(16, 3, 64, 64, generator=g)
-t = torch.rand(16, 3, 128, 128, generator=g)
+_, step, _ = training_step()
 split_idb = M._idb
 cands = {"old": (slices_idb, True), "split": (split_idb, True), "split+parts": (split_idb, False)}
 
@@ -34,12 +25,6 @@ def use(name):
         os.environ["ASID_PROBE_OLD_PARTS"] = "1"
     else:
         os.environ.pop("ASID_PROBE_OLD_PARTS", None)
-
-
-def step():
-    opt.zero_grad(set_to_none=True)
-    F.l1_loss(m(x), t).backward()
-    opt.step()
 
 
 times = {n: [] for n in cands}
