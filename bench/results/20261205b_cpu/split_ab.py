@@ -28,12 +28,12 @@ def slices_idb(idb, x, attns, backend):
     return M._cam(idb.BlockC, x, backend), a12 + a34 + a56
 
 
-def training_step():
-    """The fused x2 model and one training step of it (batch 16 of 64x64, L1 + Adam) on fixed
-    data: (model, step, loss_backward)."""
+def training_step(backend="auto"):
+    """The fused x2 model (op backend ``backend``) and one training step of it (batch 16 of 64x64,
+    L1 + Adam) on fixed data: (model, step, loss_backward)."""
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    m = M.ASID(2, "asid").train()
+    m = M.ASID(2, "asid", backend=backend).train()
     opt = torch.optim.Adam(m.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(2)
     x = torch.rand(16, 3, 64, 64, generator=g)
