@@ -79,6 +79,38 @@ inline void for_channel_vectors_masked(int64_t C, const F& f) {
   if (C % L) f(C - L, std::true_type{}, suffix_mask<T>(C % L));
 }
 
+// sums[c] += sum over pixels p < n of term(p, c, full), a vector of channels c.. as
+// for_channel_vectors_masked walks them (padded sums). The sums stay in registers over all n
+// pixels (adding into memory pixel by pixel chains every pixel's add to the previous pixel's
+// store), and up to kMaxVectors vectors the pixels are read in order, each once.
+template <typename T, typename F>
+inline void add_pixel_sums(int64_t n, int64_t C, T* sums, const F& term) {
+  constexpr int L = lanes<T>(), kMaxVectors = 8;
+  const int64_t vectors = (C + L - 1) / L;
+  if (C < L || vectors > kMaxVectors) {
+    for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
+      vec_t<T> s0{}, s1{};
+      int64_t p = 0;
+      for (; p + 2 <= n; p += 2) {  // two chains of adds
+        s0 += term(p, c, full);
+        s1 += term(p + 1, c, full);
+      }
+      if (p < n) s0 += term(p, c, full);
+      vstore(sums + c, vload(sums + c) + (s0 + s1) * mask);
+    });
+    return;
+  }
+  vec_t<T> s[kMaxVectors] = {};
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t v = 0; v < vectors; ++v)
+      s[v] += term(p, std::min<int64_t>(v * L, C - L), std::true_type{});
+  for (int64_t v = 0; v < vectors; ++v) {
+    const int64_t c = std::min<int64_t>(v * L, C - L);
+    const vec_t<T> mask = v * L + L <= C ? vsplat<T>(1) : suffix_mask<T>(C % L);
+    vstore(sums + c, vload(sums + c) + s[v] * mask);
+  }
+}
+
 // erf(z) in float: z clamped to [-4, 4] (erf(4) = 1 - 1.5e-8), then z P(z^2) / Q(z^2), a
 // degree 5 / 5 rational least-squares fit made for this project: |error| < 4e-7 evaluated in
 // float32 (the A&S 7.1.26 form of ATen's vectorised erf: < 1.5e-7 plus rounding), at about half

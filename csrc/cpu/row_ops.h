@@ -44,19 +44,16 @@ inline void normalize_row(const T* x, int64_t C, const T* w, const T* b, T eps, 
 }
 
 // The backward of normalize_row for one pixel's gradient g: dx[c] = rstd (g w - mean(g w) -
-// xhat mean(g w xhat)) with xhat = (x - mean) rstd; dweight[c] += g xhat, dbias[c] += g.
+// xhat mean(g w xhat)) with xhat = (x - mean) rstd (the weights' gradients: norm_param_grads).
 template <typename T>
 inline void normalize_row_backward(const T* x, const T* g, int64_t C, const T* w, T mean, T rstd,
-                                   T* dx, T* dweight, T* dbias) {
+                                   T* dx) {
   vec_t<T> s1{}, s2{};
   for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
     constexpr bool F = decltype(full)::value;
-    const vec_t<T> gv = load_c<F>(g + c, C) * mask, xh = (load_c<F>(x + c, C) - mean) * rstd;
-    const vec_t<T> gw = gv * vload(w + c);
+    const vec_t<T> gw = load_c<F>(g + c, C) * mask * vload(w + c);
     s1 += gw;
-    s2 += gw * xh;
-    vstore(dweight + c, vload(dweight + c) + gv * xh);
-    vstore(dbias + c, vload(dbias + c) + gv);
+    s2 += gw * ((load_c<F>(x + c, C) - mean) * rstd);
   });
   const T m1 = hsum<T>(s1) / T(C), m2 = hsum<T>(s2) / T(C);
   for_channel_vectors<T>(C, [&](int64_t c, auto full) {
@@ -64,6 +61,20 @@ inline void normalize_row_backward(const T* x, const T* g, int64_t C, const T* w
     const vec_t<T> xh = (load_c<F>(x + c, C) - mean) * rstd;
     const vec_t<T> gw = load_c<F>(g + c, C) * vload(w + c);
     store_c<F>(dx + c, rstd * (gw - m1 - xh * m2), C);
+  });
+}
+
+// LayerNorm's weight gradients over n pixels p: dweight[c] += sum_p g_p[c] xhat_p[c] and
+// dbias[c] += sum_p g_p[c], with pixel p's x(p), g(p) (channel rows), mean(p) and rstd(p).
+template <typename T, typename X, typename G, typename M, typename R>
+inline void norm_param_grads(int64_t n, int64_t C, const X& x, const G& g, const M& mean,
+                             const R& rstd, T* dweight, T* dbias) {
+  add_pixel_sums<T>(n, C, dweight, [&](int64_t p, int64_t c, auto full) {
+    constexpr bool F = decltype(full)::value;
+    return load_c<F>(g(p) + c, C) * ((load_c<F>(x(p) + c, C) - mean(p)) * rstd(p));
+  });
+  add_pixel_sums<T>(n, C, dbias, [&](int64_t p, int64_t c, auto full) {
+    return load_c<decltype(full)::value>(g(p) + c, C);
   });
 }
 

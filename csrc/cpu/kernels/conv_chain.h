@@ -261,11 +261,9 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
           return load_n(dp + i, k) * slope;
         });
       }
-      for (int64_t w = 0; w < W; ++w)
-        for_channel_vectors_masked<T>(n_in, [&](int64_t k, auto full, vec_t<T> mask) {
-          T* db = sums + layout.b_in + k;
-          vstore(db, vload(db) + load_c<decltype(full)::value>(dp + w * ld_in + k, n_in) * mask);
-        });
+      add_pixel_sums<T>(W, n_in, sums + layout.b_in, [&](int64_t w, int64_t k, auto full) {
+        return load_c<decltype(full)::value>(dp + w * ld_in + k, n_in);
+      });
       const T* a = s.a.data() + slot * W * ld_k;
       gemm_at(n_in, cols_k, W, dp, ld_in, a, ld_k, sums + layout.w_in, ld_k, sums + layout.w_in,
               ld_k);  // dW_in += grad_p^T a
@@ -273,11 +271,16 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
       gemm(W, cols_k, n_in, dp, ld_in, b.w_in_rows, ld_k, da, ld_k);
       T* dx = b.dx + bh * W * K;
       const T* stats = s.stats.data() + slot * 2 * W;
+      if (c.norm_weight)
+        norm_param_grads<T>(
+            W, K, [&](int64_t w) { return g.row(c.x, bh * W + w); },
+            [&](int64_t w) { return da + w * ld_k; }, [&](int64_t w) { return stats[w]; },
+            [&](int64_t w) { return stats[W + w]; }, sums + layout.norm_weight,
+            sums + layout.norm_bias);
       for (int64_t w = 0; w < W; ++w) {
         if (c.norm_weight) {
           normalize_row_backward(g.row(c.x, bh * W + w), da + w * ld_k, K, c.norm_weight,
-                                 stats[w], stats[W + w], dx + w * K, sums + layout.norm_weight,
-                                 sums + layout.norm_bias);
+                                 stats[w], stats[W + w], dx + w * K);
           continue;
         }
         for_channel_vectors<T>(K, [&](int64_t k, auto full) {

@@ -20,17 +20,24 @@ void layer_norm_forward(const LayerNormFwdArgs<T>& a, WorkQueue& queue) {
   });
 }
 
-// dx and the part's partials of dweight and dbias (normalize_row_backward). Work range: pixel
-// rows.
+// dx (normalize_row_backward) and the part's partials of dweight and dbias (norm_param_grads),
+// in blocks of pixels that stay in cache between the two. Work range: pixel rows.
 template <typename T>
 void layer_norm_backward(const LayerNormBwdArgs<T>& a, WorkQueue& queue) {
+  constexpr int64_t kBlock = 64;
   const int64_t C = a.grid.channels;
   queue.for_each_part([&](int64_t part, int64_t begin, int64_t end) {
-    T* dweight = a.dweight + part * 2 * a.ld;
-    T* dbias = a.dbias + part * 2 * a.ld;
-    for (int64_t r = begin; r < end; ++r)
-      normalize_row_backward(a.grid.row(a.x, r), a.grad_y + r * C, C, a.weight, a.mean[r],
-                             a.rstd[r], a.dx + r * C, dweight, dbias);
+    for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
+      const int64_t n = std::min(kBlock, end - r0);
+      for (int64_t r = r0; r < r0 + n; ++r)
+        normalize_row_backward(a.grid.row(a.x, r), a.grad_y + r * C, C, a.weight, a.mean[r],
+                               a.rstd[r], a.dx + r * C);
+      norm_param_grads<T>(
+          n, C, [&](int64_t p) { return a.grid.row(a.x, r0 + p); },
+          [&](int64_t p) { return a.grad_y + (r0 + p) * C; },
+          [&](int64_t p) { return a.mean[r0 + p]; }, [&](int64_t p) { return a.rstd[r0 + p]; },
+          a.dweight + part * 2 * a.ld, a.dbias + part * 2 * a.ld);
+    }
   });
 }
 

@@ -104,11 +104,9 @@ void linear_backward(const LinearBwdArgs<T>& bw, WorkQueue& queue) {
         gr = g_pre.data();
         ldg = ld_n;
       }
-      for (int64_t w = 0; w < W; ++w)
-        for_channel_vectors_masked<T>(N, [&](int64_t n, auto full, vec_t<T> mask) {
-          T* db = sums + layout.bias + n;
-          vstore(db, vload(db) + load_c<decltype(full)::value>(gr + w * ldg + n, N) * mask);
-        });
+      add_pixel_sums<T>(W, N, sums + layout.bias, [&](int64_t w, int64_t n, auto full) {
+        return load_c<decltype(full)::value>(gr + w * ldg + n, N);
+      });
       const T* w_rows = bw.w_rows + b * bw.w_rows_image_stride;
       T* dw = sums + layout.w + (per_image ? b * layout.w_image_stride : 0);
       for (int i = 0; i < a.inputs; ++i) {
