@@ -271,25 +271,24 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
       gemm(W, cols_k, n_in, dp, ld_in, b.w_in_rows, ld_k, da, ld_k);
       T* dx = b.dx + bh * W * K;
       const T* stats = s.stats.data() + slot * 2 * W;
-      if (c.norm_weight)
-        norm_param_grads<T>(
-            W, K, [&](int64_t w) { return g.row(c.x, bh * W + w); },
-            [&](int64_t w) { return da + w * ld_k; }, [&](int64_t w) { return stats[w]; },
-            [&](int64_t w) { return stats[W + w]; }, sums + layout.norm_weight,
-            sums + layout.norm_bias);
-      for (int64_t w = 0; w < W; ++w) {
-        if (c.norm_weight) {
-          normalize_row_backward(g.row(c.x, bh * W + w), da + w * ld_k, K, c.norm_weight,
-                                 stats[w], stats[W + w], dx + w * K);
-          continue;
-        }
-        for_channel_vectors<T>(K, [&](int64_t k, auto full) {
-          constexpr bool F = decltype(full)::value;
-          const vec_t<T> v = load_c<F>(da + w * ld_k + k, K);
-          store_c<F>(dx + w * K + k, c.w_out ? v + load_c<F>(go + w * K + k, K) : v, K);
-        });
+      if (!c.norm_weight) {  // dx = da (+ the residual's grad_out)
+        for (int64_t w = 0; w < W; ++w)
+          for_channel_vectors<T>(K, [&](int64_t k, auto full) {
+            constexpr bool F = decltype(full)::value;
+            const vec_t<T> v = load_c<F>(da + w * ld_k + k, K);
+            store_c<F>(dx + w * K + k, c.w_out ? v + load_c<F>(go + w * K + k, K) : v, K);
+          });
+        continue;
       }
-      if (c.norm_weight && c.w_out)  // the residual (in place, so flat)
+      norm_param_grads<T>(
+          W, K, [&](int64_t w) { return g.row(c.x, bh * W + w); },
+          [&](int64_t w) { return da + w * ld_k; }, [&](int64_t w) { return stats[w]; },
+          [&](int64_t w) { return stats[W + w]; }, sums + layout.norm_weight,
+          sums + layout.norm_bias);
+      for (int64_t w = 0; w < W; ++w)
+        normalize_row_backward(g.row(c.x, bh * W + w), da + w * ld_k, K, c.norm_weight, stats[w],
+                               stats[W + w], dx + w * K);
+      if (c.w_out)  // the residual (in place, so flat)
         map_flat(W * K, dx,
                  [&](int64_t i, int64_t k) { return load_n(dx + i, k) + load_n(go + i, k); });
     }
