@@ -1,8 +1,8 @@
 """The fused model on the Triton backend, on the CPU through the Triton interpreter (a GPU runs
 the same kernels compiled: tests/test_model_parity.py's CUDA test). One forward at 9x10 (padded
-to 16x16, the smallest input ESA allows) takes 1 to 3 minutes in the interpreter, nearly all of
-it in the conv chain's programs, forward and backward 2 to 5: every case is slow (the README's
-test command spreads them over worker processes).
+to 16x16, the smallest input ESA allows) takes 45-50 s in the interpreter on a 2-core VM,
+nearly all of it in the conv chain's programs, forward and backward about 2 minutes: every case
+is slow (the README's test command spreads them over worker processes).
 
 Tolerances as in tests/test_model_parity.py: float64 1e-9 absolute, float32 1e-4 of the output
 range; under float16 autocast 1e-2 of the range (measured 2.9e-3; the reference model under the
