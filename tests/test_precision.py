@@ -62,8 +62,8 @@ def every_backend_usable(monkeypatch):
 @pytest.mark.parametrize("name", TILE_DOT_OPS)
 def test_auto_takes_the_tile_kernels_on_cuda_only_where_products_use_tensor_cores(
         every_backend_usable, name):
-    """The Triton block kernels compute in large tl.dot tiles, which in IEEE float32 ran 2.8-4.7x
-    slower than the blocks' composition on an H200 (bench/results/20261204T101733Z_h200): "auto"
+    """The Triton block kernels compute in large tl.dot tiles, which in IEEE float32 run slower
+    than the blocks' composition on CUDA (bench/results/20261204T101733Z_h200): "auto"
     takes them on CUDA for half types and for float32 with TF32 allowed, else runs the
     composition (whose window attention is the CUDA kernel). The choice follows the precision
     set at call time (the memo is keyed by it)."""
@@ -82,10 +82,10 @@ def test_auto_takes_the_tile_kernels_on_cuda_only_where_products_use_tensor_core
 
 
 def test_channel_attention_leaves_triton_out_in_ieee_float32():
-    """Channel attention's Triton kernel, first on CUDA for a 720p input's long cell groups, took
-    1.21 ms in IEEE float32 on an H200 against the CUDA kernel's 0.68 ms (its tl.dot without
-    tensor cores; bench/results/20261204T165354Z_h200): "auto" takes it for those groups in half
-    types and with TF32 allowed only."""
+    """Channel attention's Triton kernel, first on CUDA for a 720p input's long cell groups, is
+    slower than the CUDA kernel in IEEE float32 (its tl.dot without tensor cores;
+    bench/results/20261204T165354Z_h200): "auto" takes it for those groups in half types and
+    with TF32 allowed only."""
     q = torch.empty(1, 184, 320, 48, device="meta")
     size = _registry.OPS["channel_attention_fwd"].size(q, q, q, torch.empty(1), "cell", 8)
 

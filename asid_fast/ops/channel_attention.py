@@ -43,11 +43,11 @@ def _limits(backend, channels, groups, members):
 
 def _cuda_order(channels, groups, members):
     """Triton first for fewer groups than pixels per group (the cell groups of an image larger than
-    64 x 64 at batch 1): the CUDA kernel runs one block per group and streams its pixels, which for
-    64 groups of 920 pixels on an H200 took 0.87 ms against Triton's 0.34 ms in bf16; for many
-    short groups (windows, training crops) the CUDA kernels are as fast or faster, backward
-    included. Triton is a tensor-core backend: in IEEE float32 its tiles took 1.21 ms there, so
-    "auto" leaves it out (bench/results/20261204T165354Z_h200/NOTES.md)."""
+    64 x 64 at batch 1): the CUDA kernel runs one block per group and streams its pixels, slower
+    there than Triton's tiles in half types; for many short groups (windows, training crops) the
+    CUDA kernels are as fast or faster, backward included. Triton is a tensor-core backend: in
+    IEEE float32 its tiles lose to the CUDA kernel, so "auto" leaves it out
+    (bench/results/20261204T165354Z_h200/NOTES.md)."""
     if members > groups:
         return ("triton", "cuda", "reference")
     return None
