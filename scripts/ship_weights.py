@@ -26,7 +26,7 @@ from asid_fast.tools.evaluate import evaluate
 
 # options of `asid-fast train` that only affect logging/speed, not the result
 NOT_RECIPE = {"data", "scale", "init", "backend", "device", "cache", "workers", "val",
-              "val_every", "log_every", "save_every", "epochs", "amp", "world_size"}
+              "val_every", "log_every", "save_every", "epochs", "amp", "world_size", "compile"}
 
 
 def train_command(config: dict, steps: int, init_name: str | None) -> str:

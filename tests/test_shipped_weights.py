@@ -78,3 +78,28 @@ def test_damaged_shipped_file_is_refused(tmp_path, monkeypatch, capsys):
     code = main(["upscale", str(image), "-o", str(tmp_path / "o"), "--scale", "2", "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 1 and "asid_x2.safetensors is damaged" in err and err.count("\n") == 1, err
+
+
+def _recipes(record):
+    """The recipe of these weights and of every stage before them (under ``init``)."""
+    while record is not None:
+        if "recipe" in record:
+            yield record["recipe"]
+        record = record.get("init")
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_recorded_training_commands_parse(path):
+    """Every stage's recorded command is a valid `asid-fast train` command line that asks for
+    the recorded steps, seed and learning-rate schedule."""
+    import shlex
+
+    from asid_fast.cli import build_parser
+
+    for recipe in _recipes(json.loads(path.with_suffix(".json").read_text())):
+        argv = shlex.split(recipe["command"])
+        assert argv[:2] == ["asid-fast", "train"], recipe["command"]
+        args = build_parser().parse_args(argv[1:])
+        for key in ("steps", "seed", "lr", "decay_epochs", "gamma", "batch", "patch"):
+            if key in recipe["config"]:
+                assert getattr(args, key) == recipe["config"][key], (key, recipe["command"])
