@@ -27,18 +27,24 @@ if [[ ${#sources[@]} -eq 0 ]]; then
   echo "check_cuda: no .cu files under $here" >&2
   exit 1
 fi
-status=0
+# Each compile runs as a background job, at most JOBS (default: the CPU count) at a time; the
+# results are printed in order once all have ended.
+jobs_max="${JOBS:-$(nproc)}"
+names=()
+launch() {  # launch NAME COMMAND...: run COMMAND in the background, its output kept for NAME
+  local i=${#names[@]}
+  names+=("$1")
+  shift
+  ( "$@" > "$out/$i.log" 2>&1 && touch "$out/$i.ok" ) &
+  while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n || true; done
+}
+
 for src in "${sources[@]}"; do
-  if "$nvcc" -c -std=c++17 -O3 -I"$here" --expt-relaxed-constexpr \
+  launch "${src#"$here"/}" "$nvcc" -c -std=c++17 -O3 -I"$here" --expt-relaxed-constexpr \
       -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ \
       -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ \
       -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
-      "$src" -o "$out/$(basename "$src").o"; then
-    echo "ok      ${src#"$here"/}"
-  else
-    echo "FAILED  ${src#"$here"/}" >&2
-    status=1
-  fi
+      "$src" -o "$out/$(basename "$src").o"
 done
 
 python="${PYTHON:-$here/../.venv/bin/python}"
@@ -46,15 +52,22 @@ cuda_include="$(dirname "$(dirname "$nvcc")")/include"
 mapfile -t torch_includes < <("$python" -c \
   "from torch.utils.cpp_extension import include_paths; print(*include_paths(), sep='\n')")
 mapfile -t entries < <(find "$here/ops" -name '*.cpp' | sort)
+python_include="$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
 for src in "${entries[@]}"; do
   # C10_CUDA_NO_CMAKE_CONFIGURE_FILE: the CPU wheel lacks c10's generated CUDA build macros
-  if "${CXX:-g++}" -std=c++20 -fsyntax-only -DASID_FAST_WITH_CUDA \
-      -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -I"$here" "${torch_includes[@]/#/-I}" \
-      -I"$cuda_include" $("$python" -c "import sysconfig; print('-I' + sysconfig.get_paths()['include'])") \
-      "$src"; then
-    echo "ok      ${src#"$here"/} (host side, with CUDA)"
+  launch "${src#"$here"/} (host side, with CUDA)" "${CXX:-g++}" -std=c++20 -fsyntax-only \
+      -DASID_FAST_WITH_CUDA -DC10_CUDA_NO_CMAKE_CONFIGURE_FILE -I"$here" \
+      "${torch_includes[@]/#/-I}" -I"$cuda_include" -I"$python_include" "$src"
+done
+wait
+
+status=0
+for i in "${!names[@]}"; do
+  if [[ -e "$out/$i.ok" ]]; then
+    echo "ok      ${names[i]}"
   else
-    echo "FAILED  ${src#"$here"/} (host side, with CUDA)" >&2
+    echo "FAILED  ${names[i]}" >&2
+    cat "$out/$i.log" >&2
     status=1
   fi
 done

@@ -4,8 +4,7 @@ to 16x16, the smallest input ESA allows) takes 45-50 s in the interpreter on a 2
 nearly all of it in the conv chain's programs, forward and backward about 2 minutes: every case
 is slow (the README's test command spreads them over worker processes).
 
-Tolerances as in tests/test_model_parity.py: float64 1e-9 absolute, float32 1e-4 of the output
-range; under float16 autocast 1e-2 of the range (measured 2.9e-3; the reference model under the
+Tolerances as in tests/test_model_parity.py: float64 1e-9 absolute; under float16 autocast 1e-2 of the range (measured 2.9e-3; the reference model under the
 same autocast is 3.3e-3 off the float64 result).
 """
 import pytest
@@ -31,30 +30,22 @@ def _triton_ops_called(fn):
     return out, {e.name for e in prof.function_events if e.name.startswith("asid_fast::triton_")}
 
 
-def test_float64_inference_runs_the_fused_blocks():
+def test_float64_inference_under_fullgraph_aot_eager_runs_the_fused_blocks():
+    """torch.compile(fullgraph=True) captures the model in one graph (through the ops' fake
+    kernels); the compiled forward runs the fused blocks and matches the reference. (One
+    interpreter forward serves both checks: each takes minutes on a slow 2-core VM.)"""
+    torch._dynamo.reset()
     ref = randomized_reference(2, "asid")
-    fused = fused_twin(ref, "triton")
+    fused = fused_twin(ref, "triton").eval()
     x = torch.rand(X2_INPUT, dtype=torch.float64)
     with torch.no_grad():
-        got, called = _triton_ops_called(lambda: fused(x))
+        compiled = torch.compile(fused, fullgraph=True, backend="aot_eager")
+        got, called = _triton_ops_called(lambda: compiled(x))
         want = ref(x)
+    assert got.dtype == torch.float64
     assert (got - want).abs().max().item() <= 1e-9
     assert {"asid_fast::triton_attention_block_fwd", "asid_fast::triton_shared_attention_block_fwd",
             "asid_fast::triton_conv_chain_fwd"} <= called
-
-
-def test_float32_inference_under_fullgraph_aot_eager():
-    """torch.compile(fullgraph=True) captures the model in one graph (through the ops' fake
-    kernels) and the compiled forward matches the reference."""
-    torch._dynamo.reset()
-    ref = randomized_reference(2, "asid", torch.float32)
-    fused = fused_twin(ref, "triton").eval()
-    x = torch.rand(X2_INPUT)
-    with torch.no_grad():
-        got = torch.compile(fused, fullgraph=True, backend="aot_eager")(x)
-        want = ref.double()(x.double())
-    assert got.dtype == torch.float32
-    assert (got - want).abs().max().item() <= 1e-4 * want.abs().max().item()
 
 
 def test_float16_autocast_runs_the_triton_kernels():
