@@ -4,8 +4,9 @@ to 16x16, the smallest input ESA allows) takes 45-50 s in the interpreter on a 2
 nearly all of it in the conv chain's programs, forward and backward about 2 minutes: every case
 is slow (the README's test command spreads them over worker processes).
 
-Tolerances as in tests/test_model_parity.py: float64 1e-9 absolute; under float16 autocast 1e-2 of the range (measured 2.9e-3; the reference model under the
-same autocast is 3.3e-3 off the float64 result).
+Tolerances as in tests/test_model_parity.py: float64 1e-9 absolute; under float16 autocast 1e-2
+of the output range (measured 2.9e-3; the reference model under the same autocast is 3.3e-3 off
+the float64 result).
 """
 import pytest
 import torch
