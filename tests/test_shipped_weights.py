@@ -96,10 +96,10 @@ def test_recorded_training_commands_parse(path):
 
     from asid_fast.cli import build_parser
 
+    parser = build_parser()
     for recipe in _recipes(json.loads(path.with_suffix(".json").read_text())):
         argv = shlex.split(recipe["command"])
         assert argv[:2] == ["asid-fast", "train"], recipe["command"]
-        args = build_parser().parse_args(argv[1:])
+        args = parser.parse_args(argv[1:])
         for key in ("steps", "seed", "lr", "decay_epochs", "gamma", "batch", "patch"):
-            if key in recipe["config"]:
-                assert getattr(args, key) == recipe["config"][key], (key, recipe["command"])
+            assert getattr(args, key) == recipe["config"][key], (key, recipe["command"])
