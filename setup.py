@@ -13,6 +13,7 @@ Environment:
 * ``ASID_FAST_NO_EXT=1``: skip the extension (the package then falls back to the other backends);
 * ``ASID_FAST_NATIVE=1``: compile for this machine's CPU (``-march=native``). Off by default so the
   binary runs on any x86-64: the kernels of each instruction set run only on CPUs that have it.
+* ``ASID_FAST_DEBUG_INFO=1``: keep debug information (``-g`` from Python's flags; off by default).
 * ``TORCH_CUDA_ARCH_LIST``, ``MAX_JOBS``: as for any torch extension.
 
 In-place build for development: ``python setup.py build_ext --inplace``.
@@ -92,6 +93,10 @@ def extensions():
     # index arithmetic does not rely on signed overflow wrapping, and with -fwrapv the window
     # attention forward ran 2-3% slower (single-threaded kernel timing, d = 36).
     cxx = ["-O3", "-ffp-contract=fast", "-fno-wrapv", "-Wno-psabi"]
+    if os.environ.get("ASID_FAST_DEBUG_INFO", "") in ("", "0"):
+        # -g0 undoes the -g in Python's CFLAGS: debug information for torch's templates nearly
+        # doubles the compile time of the ops' entries and the size of the library.
+        cxx.append("-g0")
     link = []
     if torch.backends.openmp.is_available() and sys.platform.startswith("linux"):
         # at::parallel_for is inline OpenMP code: without -fopenmp it runs serially. The

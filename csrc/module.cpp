@@ -1,7 +1,11 @@
 // The Python module asid_fast._C. Loading it registers the kernels of every operator (the
 // schemas come from asid_fast.ops); it also tells how it was built and which CPU instruction
 // set the kernels use.
-#include <torch/extension.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
 
 #include "cpu/isa.h"
 #include "ops/output_cache.h"

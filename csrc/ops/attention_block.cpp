@@ -3,6 +3,7 @@
 // weights, the outputs, the kernel arguments and the launch (cpu/kernels/attention_block.h).
 // Their autograd is the Python formula (recomputation through the composition).
 #include <ATen/Dispatch.h>
+#include <ATen/ops/cat.h>
 #include <torch/library.h>
 
 #include "cpu/parallel.h"

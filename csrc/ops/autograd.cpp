@@ -4,7 +4,8 @@
 // below autograd, so the CPU and CUDA kernels (and fake kernels under torch.compile) serve both.
 // The same formulas in Python (asid_fast/ops/*.py) serve the Triton ops.
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/autograd.h>
+#include <ATen/ops/zeros_like.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <string>

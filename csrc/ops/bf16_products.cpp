@@ -1,6 +1,11 @@
 // The op-side half of bf16 products (ops/bf16_products.h).
 #include "ops/bf16_products.h"
 
+#include <ATen/Context.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/stack.h>
+#include <ATen/ops/zeros.h>
+
 #include "cpu/isa.h"
 
 namespace asid {

@@ -2,7 +2,7 @@
 // weights packed for them.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 namespace asid {
 

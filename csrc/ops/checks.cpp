@@ -1,5 +1,7 @@
 #include "ops/checks.h"
 
+#include <ATen/ops/constant_pad_nd.h>
+
 #include "ops/linear.h"
 
 namespace asid {

@@ -3,7 +3,7 @@
 // direct calls of torch.ops.asid_fast.* with clear errors.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <optional>
 #include <string>

@@ -2,6 +2,8 @@
 // argument checks, the padded weight copies, outputs and partial sums, the kernel arguments and
 // the launch (cpu/kernels/linear.h). The forward's autograd (ops/autograd.cpp) calls linear_bwd.
 #include <ATen/Dispatch.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/constant_pad_nd.h>
 #include <torch/library.h>
 
 #include "cpu/parallel.h"

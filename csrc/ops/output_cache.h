@@ -4,7 +4,7 @@
 // Freed blocks are kept, least recently freed dropped first, up to a byte limit (default 1 GiB).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 namespace asid {
 
