@@ -33,6 +33,7 @@ constexpr int kVectorRegisters = ASID_CPU_VECTOR_REGISTERS;
 template <typename T, int N>
 struct VectorOf {
   typedef T type __attribute__((vector_size(sizeof(T) * N)));
+  typedef T unaligned __attribute__((vector_size(sizeof(T) * N), aligned(sizeof(T))));
 };
 // N lanes of T (a GCC/Clang vector extension type).
 template <typename T, int N>
@@ -99,7 +100,7 @@ ASID_VEC_INLINE vec_t<T> vload(const T* p) {
 }
 template <typename T>
 ASID_VEC_INLINE void vstore(T* p, vec_t<T> v) {
-  __builtin_memcpy(p, &v, sizeof(v));
+  *reinterpret_cast<typename VectorOf<T, Simd<T>::lanes>::unaligned*>(p) = v;
 }
 template <typename T>
 ASID_VEC_INLINE vec_t<T> vsplat(T x) {
