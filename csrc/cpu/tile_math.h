@@ -98,6 +98,8 @@ ASID_VEC_INLINE vec_t<T> vload(const T* p) {
   __builtin_memcpy(&v, p, sizeof(v));
   return v;
 }
+// Stored through a vector of T (aliasing T only, unlike a memcpy, which may alias any object):
+// the compiler then keeps a loop's pointers and strides in registers across its stores.
 template <typename T>
 ASID_VEC_INLINE void vstore(T* p, vec_t<T> v) {
   *reinterpret_cast<typename VectorOf<T, Simd<T>::lanes>::unaligned*>(p) = v;
