@@ -2,7 +2,7 @@
 // stream, launch errors. Included only where ASID_FAST_WITH_CUDA is defined (a CUDA build).
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_bf16.h>
