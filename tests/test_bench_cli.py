@@ -133,6 +133,38 @@ def test_diff_violations_flag_wrong_outputs(report):
     assert len(bench_report.diff_violations(bad)) == 1
 
 
+def test_run_case_compares_each_candidates_first_output():
+    """Outputs are compared on each candidate's first call (no extra call): a candidate that is
+    off by half is reported at 0.5, a failing one as an error, and each candidate is called
+    once, then warmed up and timed."""
+    import torch
+
+    from asid_fast.tools import bench_cases as BC
+    from asid_fast.tools.bench_timing import Settings
+
+    x = torch.arange(1.0, 5.0)
+    calls = {"reference": 0, "off": 0}
+
+    def candidate(label, scale):
+        def call():
+            calls[label] += 1
+            return x * scale
+        return call
+
+    def broken():
+        raise RuntimeError("wrong")
+
+    case = BC.Case("toy", "op", "fwd", "4", {"reference": candidate("reference", 1.0),
+                                             "off": candidate("off", 1.5), "broken": broken},
+                   output=lambda r: r)
+    rows, skipped, errors = B._run_case(case, torch.device("cpu"), Settings(1, 2, 0.0))
+    diffs = {r["backend"]: r["max_rel_diff_vs_reference"] for r in rows}
+    assert diffs == {"reference": 0.0, "off": pytest.approx(0.5)}
+    assert [e["backend"] for e in errors] == ["broken"] and skipped == []
+    # first call, calibration, 2 rounds, peak memory
+    assert calls == {"reference": 5, "off": 5}
+
+
 def test_low_precision_op_cases_compare_with_the_float32_reference():
     """bf16 outputs are compared with the reference in float32 on the same rounded inputs: the
     truth is float32, the reference's bf16 run differs from it by its rounding only."""
@@ -143,7 +175,7 @@ def test_low_precision_op_cases_compare_with_the_float32_reference():
     spec = next(s for s in BC.OP_SPECS if s.function == "layer_norm")
     case = BC.op_case(spec, ("channels", 12), "fwd+bwd", torch.device("cpu"), torch.bfloat16,
                       [], (1, 8, 8))
-    truth, ref = case.truth(), case.outputs["reference"]()
+    truth, ref = case.truth(), case.output(case.candidates["reference"]())
     assert truth.dtype == torch.float32 and ref.dtype == torch.bfloat16
     assert 0 < B._rel_diff(ref, truth) < 0.1
     fp32 = BC.op_case(spec, ("channels", 12), "fwd+bwd", torch.device("cpu"), torch.float32, [],

@@ -70,13 +70,14 @@ def _log(message: str) -> None:
 
 
 def _first_calls(case, device, log):
-    """Run each candidate once (this is where torch.compile compiles and onnxruntime exports).
-    Returns ({label: first call ms}, skipped, errors); a failing baseline raises."""
-    first, skipped, errors = {}, [], []
+    """Run each candidate once (this is where torch.compile compiles and onnxruntime exports) and
+    compare its output with the reference's. Returns ({label: first call ms}, {label: max rel
+    diff}, skipped, errors); a failing baseline raises."""
+    first, outputs, skipped, errors = {}, {}, [], []
     for label, fn in case.candidates.items():
         t0 = time.perf_counter()
         try:
-            fn()
+            result = fn()
             synchronize(device)
         except Exception as e:  # a backend that cannot run, or a broken one: report, go on
             if label == case.baseline:
@@ -87,19 +88,22 @@ def _first_calls(case, device, log):
             log(f"  {label}: {'skipped' if entry in skipped else 'FAILED'}: {entry['reason']}")
             continue
         first[label] = (time.perf_counter() - t0) * 1e3
-    return first, skipped, errors
+        if case.output is not None:
+            outputs[label] = case.output(result)
+        del result
+    diffs = {}
+    if outputs:
+        ref = case.truth() if case.truth else outputs[case.baseline]
+        diffs = {label: _rel_diff(out, ref) for label, out in outputs.items()}
+    return first, diffs, skipped, errors
 
 
 def _run_case(case, device, setting):
     """Time one case; returns (result rows, skipped, errors)."""
-    first, skipped, errors = _first_calls(case, device, _log)
+    first, diffs, skipped, errors = _first_calls(case, device, _log)
     fns = {label: case.candidates[label] for label in first}
     timings = time_interleaved(fns, device, max(setting.warmup - 1, 0), setting.repeats,
                                setting.min_sample_s)
-    diffs = {}
-    if case.outputs:
-        ref = (case.truth or case.outputs[case.baseline])()
-        diffs = {label: _rel_diff(case.outputs[label](), ref) for label in fns}
     base = timings[case.baseline].median
     rows = []
     for label, t in timings.items():

@@ -13,7 +13,7 @@ and writes the input gradients. Models get no byte count.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +40,11 @@ class Case:
     candidates: dict
     flops: int | None = None
     bytes: int | None = None
-    outputs: dict = field(default_factory=dict)  # label -> callable returning a comparable tensor
+    # a candidate's return value -> the tensor compared between candidates (None: no comparison)
+    output: object = None
     # What the outputs are compared with: None = the baseline's output; for float16/bfloat16 op
-    # cases, the baseline run in float32 on the same rounded inputs (the baseline's own rounding
-    # would otherwise count as the candidates' error).
+    # cases, a zero-argument callable returning the baseline's output in float32 on the same
+    # rounded inputs (the baseline's own rounding would otherwise count as the candidates' error).
     truth: object = None
     baseline: str = BASELINE  # the candidate the others are compared with
     # candidates that allocate outside torch's allocator (their peak memory is not measured)
@@ -288,13 +289,12 @@ def op_case(spec: OpSpec, variant, mode: str, device, dtype, backends, bhw) -> C
     flop, nbytes = _op_cost(op, spec, b, h, w, variant, train)
     candidates = {be: _op_caller(op, leaves, bind, be, train)
                   for be in dict.fromkeys((BASELINE, *backends))}
-    outputs = {be: (lambda c=c: c()[0]) for be, c in candidates.items()}
     truth = None
     if dtype in (torch.float16, torch.bfloat16):
         exact = _op_caller(op, [t.float() for t in leaves], bind, BASELINE, train)
         truth = lambda: exact()[0]  # noqa: E731
     return Case(f"{spec.function}[{variant[0]},{variant[1]}]", "op", mode, f"{b}x{h}x{w}",
-                candidates, flop, nbytes, outputs, truth)
+                candidates, flop, nbytes, output=lambda r: r[0], truth=truth)
 
 
 # ---- the GEMM the model's rate is compared with -------------------------------------------------
@@ -421,7 +421,7 @@ def _inference_case(title, variant, scale, models, device, dtype, lr_hw, compare
     candidates.update(bench_gpu.inference_candidates(models, x, gpu, skipped, title))
     flop = FL.model_flops(variant, scale, lr_hw, 1, rule="full")
     return Case(title, "model", "inference", f"1x3x{lr_hw[0]}x{lr_hw[1]}", candidates, flop,
-                None, outputs=dict(candidates), foreign=(ORT,))
+                None, output=lambda r: r, foreign=(ORT,))
 
 
 def _no_grad_call(model, x):
