@@ -38,6 +38,8 @@ def test_report_schema_and_header(report):
     assert report["input"] == [1, 3, 12, 20]
     assert report["flops_paper_rule"] == FL.model_flops("asid", 4, (12, 20), rule="paper")
     assert report["flops_full"] == FL.model_flops("asid", 4, (12, 20), rule="full")
+    train = next(r for r in report["results"] if r["mode"] == "train_step")
+    assert report["flops_full_train_step"] == train["flops"] > 0
     assert report["device"] == "cpu" and report["threads"] == 1
 
 
@@ -238,6 +240,7 @@ def test_progress_counts_the_cases(capsys):
     assert len(lines) == 4 and lines[0].startswith("[1/4] op layer_norm[channels,48] fwd")
     assert lines[-1].startswith("[4/4] op layer_norm[channels,12] fwd+bwd")
     assert len(report["results"]) == 2 * 4  # reference and cpu per case
+    assert report["flops_full_train_step"] is None  # counted only when the training step runs
 
 
 def test_onnxruntime_runs_the_exported_reference():

@@ -187,8 +187,10 @@ def bench(model: str = "asid", scale: int = 4, size=None, backends=None, device=
         "flops_paper_rule": FL.model_flops(model, scale, lr, rule="paper"),
         "flops_full": FL.model_flops(model, scale, lr, rule="full"),
         "train_input": [train_batch, 3, *train_size],
-        "flops_full_train_step": FL.model_flops(model, scale, train_size, train_batch,
-                                                rule="full", train=True),
+        # counting a training step's FLOPs takes seconds: only when that suite runs
+        "flops_full_train_step": (FL.model_flops(model, scale, train_size, train_batch,
+                                                 rule="full", train=True)
+                                  if "train_step" in suites else None),
         "rules": _rules(dev),
         "device": dev.type, "device_name": bench_machine.device_name(dev),
         "cpu": bench_machine.cpu_info(), "dtype": dtype, "cpu_bf16_products": cpu_bf16,
