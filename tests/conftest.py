@@ -13,6 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def pytest_collection_modifyitems(items):
+    """Slow cases first (a stable sort): with pytest-xdist's work stealing (pyproject.toml's
+    addopts) the workers start on the long cases (the Triton-interpreter model runs take minutes
+    each) and share the rest, instead of one worker ending on a chain of them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def shared_dir():
     if not SHARED.is_dir():
