@@ -71,8 +71,8 @@ def _log(message: str) -> None:
 
 def _first_calls(case, device, log):
     """Run each candidate once (this is where torch.compile compiles and onnxruntime exports) and
-    compare its output with the reference's. Returns ({label: first call ms}, {label: max rel
-    diff}, skipped, errors); a failing baseline raises."""
+    compare that call's output with the baseline's (or with ``case.truth()``). Returns ({label:
+    first call ms}, {label: max rel diff}, skipped, errors); a failing baseline raises."""
     first, outputs, skipped, errors = {}, {}, [], []
     for label, fn in case.candidates.items():
         t0 = time.perf_counter()
