@@ -19,49 +19,86 @@ namespace asid {
 namespace cpu {
 namespace ASID_CPU_ISA {
 
-// y[c] = (x[c] - mean) rstd w[c] + b[c] for c < C (w, b padded to whole vectors), two-pass
-// mean and biased variance; stores mean and rstd.
+// A pixel's LayerNorm in three steps: its mean, its rstd given the mean (biased variance, two
+// passes), and y[c] = (x[c] - mean) rstd w[c] + b[c] for c < C (w, b padded to whole vectors).
 template <typename T>
-inline void normalize_row(const T* x, int64_t C, const T* w, const T* b, T eps, T* y, T* mean,
-                          T* rstd) {
+ASID_VEC_INLINE T pixel_mean(const T* x, int64_t C) {
   vec_t<T> s{};
   for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
     s += load_c<decltype(full)::value>(x + c, C) * mask;
   });
-  const T m = hsum<T>(s) / T(C);
+  return hsum<T>(s) / T(C);
+}
+template <typename T>
+ASID_VEC_INLINE T pixel_rstd(const T* x, int64_t C, T mean, T eps) {
   vec_t<T> q{};
   for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
-    const vec_t<T> d = (load_c<decltype(full)::value>(x + c, C) - m) * mask;
+    const vec_t<T> d = (load_c<decltype(full)::value>(x + c, C) - mean) * mask;
     q += d * d;
   });
-  const T r = T(1) / std::sqrt(hsum<T>(q) / T(C) + eps);
+  return T(1) / std::sqrt(hsum<T>(q) / T(C) + eps);
+}
+template <typename T>
+ASID_VEC_INLINE void normalize_pixel(const T* x, int64_t C, T mean, T rstd, const T* w,
+                                     const T* b, T* y) {
   for_channel_vectors<T>(C, [&](int64_t c, auto full) {
     constexpr bool F = decltype(full)::value;
-    store_c<F>(y + c, (load_c<F>(x + c, C) - m) * r * vload(w + c) + vload(b + c), C);
+    store_c<F>(y + c, (load_c<F>(x + c, C) - mean) * rstd * vload(w + c) + vload(b + c), C);
   });
-  *mean = m;
-  *rstd = r;
 }
 
-// The backward of normalize_row for one pixel's gradient g: dx[c] = rstd (g w - mean(g w) -
-// xhat mean(g w xhat)) with xhat = (x - mean) rstd (the weights' gradients: norm_param_grads).
-template <typename T>
-inline void normalize_row_backward(const T* x, const T* g, int64_t C, const T* w, T mean, T rstd,
-                                   T* dx) {
-  vec_t<T> s1{}, s2{};
-  for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
-    constexpr bool F = decltype(full)::value;
-    const vec_t<T> gw = load_c<F>(g + c, C) * mask * vload(w + c);
-    s1 += gw;
-    s2 += gw * ((load_c<F>(x + c, C) - mean) * rstd);
-  });
-  const T m1 = hsum<T>(s1) / T(C), m2 = hsum<T>(s2) / T(C);
-  for_channel_vectors<T>(C, [&](int64_t c, auto full) {
-    constexpr bool F = decltype(full)::value;
-    const vec_t<T> xh = (load_c<F>(x + c, C) - mean) * rstd;
-    const vec_t<T> gw = load_c<F>(g + c, C) * vload(w + c);
-    store_c<F>(dx + c, rstd * (gw - m1 - xh * m2), C);
-  });
+// Pixels per step of normalize_rows and normalize_rows_backward.
+constexpr int64_t kNormPixels = 8;
+
+// LayerNorm of n pixels: pixel i's x(i) into y(i), its mean and rstd into mean[i] and rstd[i].
+// Pixels go kNormPixels at a time, step by step, so that each pixel's chain of horizontal sums,
+// division and square root overlaps the other pixels' instead of stalling the core pixel after
+// pixel.
+template <typename T, typename X, typename Y>
+inline void normalize_rows(int64_t n, int64_t C, const X& x, const T* w, const T* b, T eps,
+                           const Y& y, T* mean, T* rstd) {
+  for (int64_t i0 = 0; i0 < n; i0 += kNormPixels) {
+    const int64_t i1 = std::min(n, i0 + kNormPixels);
+    for (int64_t i = i0; i < i1; ++i) mean[i] = pixel_mean(x(i), C);
+    for (int64_t i = i0; i < i1; ++i) rstd[i] = pixel_rstd(x(i), C, mean[i], eps);
+    for (int64_t i = i0; i < i1; ++i) normalize_pixel(x(i), C, mean[i], rstd[i], w, b, y(i));
+  }
+}
+
+// The backward of normalize_rows for pixel i's gradient g(i), given its mean[i] and rstd[i]:
+// dx(i)[c] = rstd (g w - mean(g w) - xhat mean(g w xhat)) with xhat = (x - mean) rstd (the
+// weights' gradients: norm_param_grads). Pixels go kNormPixels at a time: the two means, then dx.
+template <typename T, typename X, typename G, typename D>
+inline void normalize_rows_backward(int64_t n, int64_t C, const X& x, const G& g, const T* w,
+                                    const T* mean, const T* rstd, const D& dx) {
+  for (int64_t i0 = 0; i0 < n; i0 += kNormPixels) {
+    const int64_t i1 = std::min(n, i0 + kNormPixels);
+    T m1[kNormPixels], m2[kNormPixels];  // mean(g w), mean(g w xhat)
+    for (int64_t i = i0; i < i1; ++i) {
+      const T *xi = x(i), *gi = g(i);
+      const T mi = mean[i], ri = rstd[i];
+      vec_t<T> s1{}, s2{};
+      for_channel_vectors_masked<T>(C, [&](int64_t c, auto full, vec_t<T> mask) {
+        constexpr bool F = decltype(full)::value;
+        const vec_t<T> gw = load_c<F>(gi + c, C) * mask * vload(w + c);
+        s1 += gw;
+        s2 += gw * ((load_c<F>(xi + c, C) - mi) * ri);
+      });
+      m1[i - i0] = hsum<T>(s1) / T(C);
+      m2[i - i0] = hsum<T>(s2) / T(C);
+    }
+    for (int64_t i = i0; i < i1; ++i) {
+      const T *xi = x(i), *gi = g(i);
+      const T mi = mean[i], ri = rstd[i], g1 = m1[i - i0], g2 = m2[i - i0];
+      T* di = dx(i);
+      for_channel_vectors<T>(C, [&](int64_t c, auto full) {
+        constexpr bool F = decltype(full)::value;
+        const vec_t<T> xh = (load_c<F>(xi + c, C) - mi) * ri;
+        const vec_t<T> gw = load_c<F>(gi + c, C) * vload(w + c);
+        store_c<F>(di + c, ri * (gw - g1 - xh * g2), C);
+      });
+    }
+  }
 }
 
 // LayerNorm's weight gradients over n pixels p: dweight[c] += sum_p g_p[c] xhat_p[c] and

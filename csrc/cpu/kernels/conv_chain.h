@@ -29,9 +29,9 @@ std::pair<const T*, int64_t> project_row(const ConvChainArgs<T>& c, int64_t bh, 
   const T* a = g.row(c.x, bh * W);  // the gemm's A
   int64_t lda = c.x.sw;
   if (c.norm_weight) {
-    for (int64_t w = 0; w < W; ++w)
-      normalize_row(a + w * c.x.sw, K, c.norm_weight, c.norm_bias, T(c.eps), a_buf + w * ld_a,
-                    stats + w, stats + W + w);
+    normalize_rows(
+        W, K, [&](int64_t w) { return a + w * c.x.sw; }, c.norm_weight, c.norm_bias, T(c.eps),
+        [&](int64_t w) { return a_buf + w * ld_a; }, stats, stats + W);
   } else if (copy_x) {
     for (int64_t w = 0; w < W; ++w)
       for_channel_vectors<T>(K, [&](int64_t k, auto full) {
@@ -285,9 +285,10 @@ void conv_chain_backward(const ConvChainBwdArgs<T>& b, WorkQueue& queue) {
           [&](int64_t w) { return da + w * ld_k; }, [&](int64_t w) { return stats[w]; },
           [&](int64_t w) { return stats[W + w]; }, sums + layout.norm_weight,
           sums + layout.norm_bias);
-      for (int64_t w = 0; w < W; ++w)
-        normalize_row_backward(g.row(c.x, bh * W + w), da + w * ld_k, K, c.norm_weight, stats[w],
-                               stats[W + w], dx + w * K);
+      normalize_rows_backward(
+          W, K, [&](int64_t w) { return g.row(c.x, bh * W + w); },
+          [&](int64_t w) { return da + w * ld_k; }, c.norm_weight, stats, stats + W,
+          [&](int64_t w) { return dx + w * K; });
       if (c.w_out)  // the residual (in place, so flat)
         map_flat(W * K, dx,
                  [&](int64_t i, int64_t k) { return load_n(dx + i, k) + load_n(go + i, k); });

@@ -14,13 +14,14 @@ template <typename T>
 void layer_norm_forward(const LayerNormFwdArgs<T>& a, WorkQueue& queue) {
   const int64_t C = a.grid.channels;
   queue.for_each_part([&](int64_t, int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      normalize_row(a.grid.row(a.x, r), C, a.weight, a.bias, T(a.eps), a.y + r * C, a.mean + r,
-                    a.rstd + r);
+    normalize_rows(
+        end - begin, C, [&](int64_t i) { return a.grid.row(a.x, begin + i); }, a.weight, a.bias,
+        T(a.eps), [&](int64_t i) { return a.y + (begin + i) * C; }, a.mean + begin,
+        a.rstd + begin);
   });
 }
 
-// dx (normalize_row_backward) and the part's partials of dweight and dbias (norm_param_grads),
+// dx (normalize_rows_backward) and the part's partials of dweight and dbias (norm_param_grads),
 // in blocks of pixels that stay in cache between the two. Work range: pixel rows.
 template <typename T>
 void layer_norm_backward(const LayerNormBwdArgs<T>& a, WorkQueue& queue) {
@@ -29,9 +30,10 @@ void layer_norm_backward(const LayerNormBwdArgs<T>& a, WorkQueue& queue) {
   queue.for_each_part([&](int64_t part, int64_t begin, int64_t end) {
     for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
       const int64_t n = std::min(kBlock, end - r0);
-      for (int64_t r = r0; r < r0 + n; ++r)
-        normalize_row_backward(a.grid.row(a.x, r), a.grad_y + r * C, C, a.weight, a.mean[r],
-                               a.rstd[r], a.dx + r * C);
+      normalize_rows_backward(
+          n, C, [&](int64_t p) { return a.grid.row(a.x, r0 + p); },
+          [&](int64_t p) { return a.grad_y + (r0 + p) * C; }, a.weight, a.mean + r0, a.rstd + r0,
+          [&](int64_t p) { return a.dx + (r0 + p) * C; });
       norm_param_grads<T>(
           n, C, [&](int64_t p) { return a.grid.row(a.x, r0 + p); },
           [&](int64_t p) { return a.grad_y + (r0 + p) * C; },
