@@ -1,8 +1,8 @@
 // Row operations shared by the per-pixel CPU kernels (layer norm, depthwise convolution, the
-// convolution chain): a pixel's LayerNorm, one image row of the depthwise 3x3 convolution and of
-// its weight gradient, the gate epilogue, element-wise maps. Channels are walked in SIMD vectors,
-// a map's channel tail through partial loads/stores; parameter arrays and gradient rows are
-// padded to whole vectors.
+// convolution chain): LayerNorm of a run of pixels, one image row of the depthwise 3x3 convolution
+// and of its weight gradient, the gate epilogue, element-wise maps. Channels are walked in SIMD
+// vectors, a map's channel tail through partial loads/stores; parameter arrays and gradient rows
+// are padded to whole vectors.
 //
 // Included only by the kernel headers (per-ISA namespace, see tile_math.h).
 #pragma once
