@@ -50,18 +50,25 @@ ASID_VEC_INLINE void normalize_pixel(const T* x, int64_t C, T mean, T rstd, cons
 // Pixels per step of normalize_rows and normalize_rows_backward.
 constexpr int64_t kNormPixels = 8;
 
-// LayerNorm of n pixels: pixel i's x(i) into y(i), its mean and rstd into mean[i] and rstd[i].
-// Pixels go kNormPixels at a time, step by step, so that each pixel's chain of horizontal sums,
-// division and square root overlaps the other pixels' instead of stalling the core pixel after
-// pixel.
+// LayerNorm of n pixels: pixel i's x(i) into y(i), its mean and rstd into mean[i] and rstd[i]
+// (not kept where mean is null). Pixels go kNormPixels at a time, step by step, so that each
+// pixel's chain of horizontal sums, division and square root overlaps the other pixels' instead
+// of stalling the core pixel after pixel.
 template <typename T, typename X, typename Y>
 inline void normalize_rows(int64_t n, int64_t C, const X& x, const T* w, const T* b, T eps,
-                           const Y& y, T* mean, T* rstd) {
+                           const Y& y, typename NonDeduced<T>::type* mean = nullptr,
+                           typename NonDeduced<T>::type* rstd = nullptr) {
   for (int64_t i0 = 0; i0 < n; i0 += kNormPixels) {
-    const int64_t i1 = std::min(n, i0 + kNormPixels);
-    for (int64_t i = i0; i < i1; ++i) mean[i] = pixel_mean(x(i), C);
-    for (int64_t i = i0; i < i1; ++i) rstd[i] = pixel_rstd(x(i), C, mean[i], eps);
-    for (int64_t i = i0; i < i1; ++i) normalize_pixel(x(i), C, mean[i], rstd[i], w, b, y(i));
+    const int64_t np = std::min(kNormPixels, n - i0);
+    T m[kNormPixels], r[kNormPixels];
+    for (int64_t i = 0; i < np; ++i) m[i] = pixel_mean(x(i0 + i), C);
+    for (int64_t i = 0; i < np; ++i) r[i] = pixel_rstd(x(i0 + i), C, m[i], eps);
+    for (int64_t i = 0; i < np; ++i) normalize_pixel(x(i0 + i), C, m[i], r[i], w, b, y(i0 + i));
+    if (mean)
+      for (int64_t i = 0; i < np; ++i) {
+        mean[i0 + i] = m[i];
+        rstd[i0 + i] = r[i];
+      }
   }
 }
 

@@ -31,7 +31,6 @@ void attention_block_forward(const AttentionBlockArgs<T>& a, WorkQueue& queue) {
   const TileSet<T>&xs = tiles[0], &ys = tiles[1];
   T *ln = tiles[2].data, *q = tiles[3].data, *k = tiles[4].data, *kt = tiles[5].data;
   T *v = tiles[6].data, *s = tiles[7].data;
-  ScratchVector<T> stats(2 * n);  // the tokens' LayerNorm means and rstds (unused)
   const vec_t<T> scale = vsplat(T(a.scale));
   const bool bf16 = a.w_in_pairs != nullptr;  // every product in bf16, the scores' too
   const auto project = [&](int j, T* out) {  // out = LayerNorm(x) W_j^T, j: q, k, v or v only
@@ -45,7 +44,7 @@ void attention_block_forward(const AttentionBlockArgs<T>& a, WorkQueue& queue) {
       const T* x = xs.at(b);
       normalize_rows(
           n, d, [&](int64_t m) { return x + m * dp; }, a.norm_weight, a.norm_bias, T(a.eps),
-          [&](int64_t m) { return ln + m * dp; }, stats.data(), stats.data() + n);
+          [&](int64_t m) { return ln + m * dp; });
       const int64_t g = g0 + b;
       const T* p = a.attn_in ? a.attn_in + g * n * n : a.attn_out + g * n * n;
       if (a.projections == 3) {
