@@ -2,7 +2,8 @@
 pixel-by-pixel order, against 8. Needs a throwaway build of a400b25 with norm_pixels_switch.patch
 applied (normalize_rows and normalize_rows_backward read ASID_NORM_PIXELS at each call; values
 above 8 only for inference). The candidates alternate call by call, their order swapped every
-round: fused x4 720p inference (1x3x180x320), then the x2 training step (../20261205b_cpu/split_ab.py).
+round: fused x4 720p inference (1x3x180x320), then the x2 training step
+(../20261205b_cpu/split_ab.py).
 Prints each candidate's best and median and the median of the rounds' paired ratios.
 Usage: python norm_ab.py [INFERENCE_ROUNDS [TRAIN_ROUNDS [A B]]]"""
 import os
