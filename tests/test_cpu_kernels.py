@@ -71,6 +71,29 @@ def test_results_do_not_depend_on_thread_count(case):
         assert torch.equal(a, b)
 
 
+def test_chain_rows_kept_from_part_to_part():
+    """conv_chain's forward on 2 images of 37 rows: 18 parts of 4-5 rows, dealt in one block per
+    worker (1, 2 or 3 threads), so a worker starts most parts with the rows projected at the end
+    of its previous part still in its ring, across the images' boundary too, and takes the last
+    parts of the others' blocks. The same bits every time, and the reference's values."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 37, 11, 20, generator=g)
+    args = (x, torch.rand(20, generator=g) + 0.5, torch.randn(20, generator=g), 1e-5,
+            torch.randn(40, 20, generator=g) * 0.2, torch.randn(40, generator=g), True,
+            torch.randn(40, 1, 3, 3, generator=g) * 0.3, torch.randn(40, generator=g), "gate",
+            torch.randn(20, 20, generator=g) * 0.2)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            outs.append(library_op("conv_chain_fwd", "cpu")(*args))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+    assert_rel(outs[0], reference_outputs("conv_chain_fwd", args), 1e-5, "out")
+
+
 @pytest.mark.parametrize("d", [12, 36])
 @pytest.mark.parametrize("mode", ["meso", "global"])
 def test_window_kernels_with_several_batches_per_part(mode, d):

@@ -29,8 +29,8 @@ template <typename Args>
 void run_kernel(void (*kernel)(const Args&, WorkQueue&), const Args& args, int64_t total,
                 int64_t parts) {
   if (total <= 0) return;
-  WorkQueue queue(total, parts);
-  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), queue.parts()), 1,
+  WorkQueue queue(total, parts, at::get_num_threads());
+  at::parallel_for(0, queue.workers(), 1,
                    [&](int64_t first, int64_t last) {
                      for (int64_t w = first; w < last; ++w) kernel(args, queue);
                    });

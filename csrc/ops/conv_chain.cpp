@@ -14,8 +14,9 @@
 namespace asid {
 namespace {
 
-// Each part projects the two image rows around it once more: parts of at least 8 rows.
-constexpr int64_t kMinRowsPerPart = 8;
+// A part projects the two image rows around it once more, except where its worker took the part
+// before it (work_queue.h): fine parts (at least 4 rows, up to 16 per thread) for balance.
+constexpr int64_t kMinRowsPerPart = 4, kPartsPerThread = 16;
 // A part of the backward recomputes two more rows of the depthwise gradient and four of the
 // projection, except at an image's edge. So its parts are whole images, each cut into equal
 // slices (no more than one per 16 rows) only as far as needed for kBackwardParts parts in all: a
@@ -108,7 +109,7 @@ at::Tensor conv_chain_fwd(const at::Tensor& x, const std::optional<at::Tensor>& 
     a.w_in_pairs = data_or_null<const uint32_t>(w_in_pairs);
     a.w_out_pairs = data_or_null<const uint32_t>(w_out_pairs);
     cpu::run_kernel(ASID_CPU_KERNEL(conv_chain, scalar_t), a, rows,
-                    cpu::balanced_parts(rows, kMinRowsPerPart));
+                    cpu::balanced_parts(rows, kMinRowsPerPart, kPartsPerThread));
   });
   return out;
 }
