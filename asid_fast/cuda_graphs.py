@@ -81,14 +81,19 @@ def capture(model: Callable, shape: tuple, dtype: torch.dtype, device: torch.dev
 class GraphCache:
     """Captured forwards of ``model`` by (:class:`GraphKey`, batch), at most ``capacity``, least
     recently used dropped first; a smaller batch pads to a captured one. ``capture_fn(model,
-    shape, dtype, device, pool) -> Captured`` makes one (:func:`capture`). Device-neutral: the
-    CUDA check is :class:`GraphedModel`'s."""
+    shape, dtype, device, pool) -> Captured`` makes one (:func:`capture`). Forwards are
+    captured outside inference mode; ``replay_in_inference_mode``: a call made in inference mode
+    replays in it too (no autograd bookkeeping per op; the output is then an inference tensor, as
+    the model's own would be), else replays run outside it. Device-neutral: the CUDA check is
+    :class:`GraphedModel`'s."""
 
-    def __init__(self, model: Callable, capacity: int = 4, capture_fn=capture):
+    def __init__(self, model: Callable, capacity: int = 4, capture_fn=capture,
+                 replay_in_inference_mode: bool = False):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.model, self.capacity = model, capacity
         self._capture = capture_fn
+        self._replay_in_inference_mode = replay_in_inference_mode
         self._graphs: OrderedDict = OrderedDict()  # (GraphKey, batch) -> Captured
         self._pool = None
 
@@ -101,7 +106,8 @@ class GraphCache:
             batch = n
             self._add((key, batch), self._new_graph(key, batch))
         self._graphs.move_to_end((key, batch))
-        with torch.inference_mode(False), torch.no_grad():
+        inference = self._replay_in_inference_mode and torch.is_inference_mode_enabled()
+        with torch.inference_mode(inference), torch.no_grad():
             if batch > n:  # pad with copies of the last image
                 x = torch.cat([x, x[-1:].expand(batch - n, *x.shape[1:])])
             out = self._graphs[key, batch].run(x)

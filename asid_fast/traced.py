@@ -8,7 +8,9 @@ a traced one, at most ``capacity`` traces are kept (:class:`asid_fast.cuda_graph
 A trace replays the ops the Python forward chose for that shape (backends, paddings, window
 sizes), without the Python between them (the model's code, torch's functional wrappers, the
 registry's dispatch, the ops' input checks), which on a 2-core CPU is a fifth of a 64x64 tile's
-forward. What it returns is what the model returns for the same input.
+forward. What it returns is what the model returns for the same input. A call made in inference
+mode (as ``asid-fast upscale`` and ``eval`` make theirs) replays in it: the custom ops then skip
+their autograd layer, a Python call per op.
 
 Tracing ASID takes about a second on a 2-core CPU, the time of some 100 forwards' savings at
 64x64, so ``after`` lets the first calls of each key run the model itself and traces only a key
@@ -64,7 +66,7 @@ class TracedModel:
         if after < 0:
             raise ValueError(f"after must be >= 0, got {after}")
         self.model, self.after = model, after
-        self.cache = GraphCache(model, capacity, capture_fn=trace)
+        self.cache = GraphCache(model, capacity, capture_fn=trace, replay_in_inference_mode=True)
         self._calls: Counter = Counter()  # (GraphKey, batch) -> eager calls so far
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

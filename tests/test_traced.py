@@ -51,6 +51,22 @@ def test_traces_equal_eager_runs(model):
     assert runner.cache.keys() == []
 
 
+def test_replays_run_in_the_callers_inference_mode(model):
+    """Called in inference mode (as the tools call), a replay runs in it (no autograd layer per
+    op): an inference tensor, as the model's own output there; called outside it, a normal tensor.
+    The same bits either way."""
+    runner = TracedModel(model)
+    x = torch.rand(1, 3, 13, 21)
+    with torch.inference_mode():
+        want = model(x)
+        runner(x)  # the trace
+        got = runner(x)
+    assert got.is_inference() and torch.equal(got, want)
+    with torch.no_grad():
+        got = runner(x)
+    assert not got.is_inference() and torch.equal(got, want)
+
+
 def test_traced_model_refuses_other_inputs(model):
     runner = TracedModel(model)
     with pytest.raises(ValueError, match="must be a CPU tensor, got list"):
