@@ -41,7 +41,8 @@ class WorkQueue {
   }
 
  private:
-  // A block's untaken parts [front, back) in one word: front in the high half.
+  // A block's untaken parts [front, back) in one word: front in the high half (part indices fit
+  // 32 bits: ops cut at most a few dozen parts per thread).
   static uint64_t pack(int64_t front, int64_t back) {
     return (static_cast<uint64_t>(front) << 32) | static_cast<uint64_t>(back);
   }
