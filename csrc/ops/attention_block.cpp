@@ -3,7 +3,6 @@
 // weights, the outputs, the kernel arguments and the launch (cpu/kernels/attention_block.h).
 // Their autograd is the Python formula (recomputation through the composition).
 #include <ATen/Dispatch.h>
-#include <ATen/ops/cat.h>
 #include <torch/library.h>
 
 #include "cpu/parallel.h"
@@ -33,15 +32,6 @@ GroupLayout check_block(const at::Tensor& x, const at::Tensor& norm_weight,
   return window_layout(mode, x, window);
 }
 
-// W_in^T as (d, projections * ld) with each projection's block zero padded to ld columns.
-at::Tensor projections_t(const at::Tensor& w_in, int64_t projections, int64_t ld) {
-  const int64_t d = w_in.size(1);
-  std::vector<at::Tensor> blocks;
-  for (int64_t j = 0; j < projections; ++j)
-    blocks.push_back(padded_rows(w_in.slice(0, j * d, (j + 1) * d).t(), ld));
-  return projections == 1 ? blocks[0] : at::cat(blocks, 1);
-}
-
 at::Tensor run_block(const at::Tensor& x, const at::Tensor& norm_weight,
                      const at::Tensor& norm_bias, double eps, const at::Tensor& w_in,
                      int64_t projections, const at::Tensor& bias, const at::Tensor& w_out,
@@ -49,8 +39,9 @@ at::Tensor run_block(const at::Tensor& x, const at::Tensor& norm_weight,
                      const at::Tensor& attn_out) {
   const int64_t d = x.size(3), ld = padded(d);
   const at::Tensor nw = padded_vector(norm_weight, ld), nb = padded_vector(norm_bias, ld);
-  const at::Tensor win = projections_t(w_in, projections, ld);
-  const at::Tensor wout = padded_rows(w_out.t(), ld);
+  // W_in^T as (d, projections * ld), each projection's block zero padded to ld columns
+  const at::Tensor win = padded_rows(w_in, ld, /*transposed=*/true, projections);
+  const at::Tensor wout = padded_rows(w_out, ld, /*transposed=*/true);
   at::Tensor w_in_pairs, w_out_pairs;  // the products in bf16 where torch allows it
   if (bf16_products(x)) {
     w_in_pairs = bf16_pairs(win);

@@ -1,6 +1,13 @@
 #include "ops/checks.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/constant_pad_nd.h>
+#include <ATen/ops/empty.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "ops/linear.h"
 
@@ -283,17 +290,67 @@ RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight
   return g;
 }
 
-at::Tensor padded_rows(const at::Tensor& t, int64_t ld) {
-  return at::constant_pad_nd(t, {0, ld - t.size(1)}).contiguous();
+namespace {
+
+// to (stack, rows, blocks * ld) from the (stack, rows, blocks * cols) matrices whose element
+// (i, r, c) is at src[i * s0 + r * s1 + c * s2]: column block j of a row is columns j * cols ..
+// (j + 1) * cols - 1, zero padded to ld.
+template <typename T>
+void copy_padded(const T* src, int64_t s0, int64_t s1, int64_t s2, int64_t stack, int64_t rows,
+                 int64_t blocks, int64_t cols, int64_t ld, T* to) {
+  for (int64_t i = 0; i < stack; ++i)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < blocks; ++j, to += ld) {
+        const T* from = src + i * s0 + r * s1 + j * cols * s2;
+        for (int64_t c = 0; c < cols; ++c) to[c] = from[c * s2];
+        std::fill(to + cols, to + ld, T(0));
+      }
+}
+
+}  // namespace
+
+at::Tensor padded_rows(const at::Tensor& t, int64_t ld, bool transposed, int64_t blocks) {
+  const int64_t d = t.dim();
+  TORCH_CHECK(d >= 1 && d <= 3, "padded_rows: a vector, matrix or matrix stack, got ", t.sizes());
+  // (stack, rows, columns) sizes and strides of t, a vector being one row
+  int64_t size[3] = {1, 1, 1}, stride[3] = {0, 0, 0};
+  for (int64_t i = 0; i < d; ++i) {
+    size[3 - d + i] = t.size(i);
+    stride[3 - d + i] = t.stride(i);
+  }
+  if (transposed) {
+    std::swap(size[1], size[2]);
+    std::swap(stride[1], stride[2]);
+  }
+  const int64_t cols = size[2] / blocks;
+  std::vector<int64_t> shape{size[1], blocks * ld};
+  if (d == 3) shape.insert(shape.begin(), size[0]);
+  if (!t.device().is_cpu()) {
+    const at::Tensor m =
+        t.as_strided({size[0], size[1], size[2]}, {stride[0], stride[1], stride[2]});
+    if (blocks == 1) return at::constant_pad_nd(m, {0, ld - cols}).contiguous().view(shape);
+    std::vector<at::Tensor> padded;
+    for (int64_t j = 0; j < blocks; ++j)
+      padded.push_back(at::constant_pad_nd(m.narrow(2, j * cols, cols), {0, ld - cols}));
+    return at::cat(padded, 2).view(shape);
+  }
+  // CPU parameters are small: one allocation and a loop instead of a dozen ATen calls, which on
+  // a small map (a tile) would cost more than the op's kernel
+  at::Tensor out = at::empty(shape, t.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.scalar_type(), "padded_rows", [&] {
+    copy_padded(t.const_data_ptr<scalar_t>(), stride[0], stride[1], stride[2], size[0], size[1],
+                blocks, cols, ld, out.mutable_data_ptr<scalar_t>());
+  });
+  return out;
 }
 
 at::Tensor padded_vector(const std::optional<at::Tensor>& t, int64_t ld) {
-  return given(t) ? padded_rows(t->view({1, -1}), ld) : at::Tensor();
+  return given(t) ? padded_rows(*t, ld) : at::Tensor();
 }
 
 at::Tensor dwconv_taps(const at::Tensor& weight, bool flipped, int64_t ld) {
   const at::Tensor w = flipped ? weight.flip({2, 3}) : weight;
-  return padded_rows(w.reshape({weight.size(0), 9}).t(), ld);
+  return padded_rows(w.reshape({weight.size(0), 9}), ld, /*transposed=*/true);
 }
 
 }  // namespace asid

@@ -118,9 +118,13 @@ RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight
 // Rows of the CPU kernels' parameter arrays: C rounded up to 16 elements, whole vectors of every
 // instruction set's kernels (cpu/tile_io.h: pad_lanes).
 inline int64_t padded(int64_t c) { return (c + 15) / 16 * 16; }
-// A contiguous (rows, ld) copy of a (rows, C) parameter tensor, zero padded to ld columns.
-at::Tensor padded_rows(const at::Tensor& t, int64_t ld);
-// A zero-padded (ld) contiguous copy of an optional (n) vector, or an undefined tensor.
+// A contiguous zero-padded copy of a parameter: t (rows, C) -> (rows, ld), or of its transpose
+// (transposed: t (C, rows)); a 3-D t is a stack of them, (B, rows, ld); a vector is one row. With
+// blocks > 1, each of the blocks column blocks of C / blocks columns is padded to ld apart:
+// (rows, blocks * ld).
+at::Tensor padded_rows(const at::Tensor& t, int64_t ld, bool transposed = false,
+                       int64_t blocks = 1);
+// A zero-padded (1, ld) contiguous copy of an optional (n) vector, or an undefined tensor.
 at::Tensor padded_vector(const std::optional<at::Tensor>& t, int64_t ld);
 // The (C, 1, 3, 3) weight as tap-major (9, ld) taps (t = 3 dy + dx), or flipped (t -> 8 - t).
 at::Tensor dwconv_taps(const at::Tensor& weight, bool flipped, int64_t ld);

@@ -57,11 +57,11 @@ Chain checked_chain(const at::Tensor& x, const std::optional<at::Tensor>& norm_w
   c.gelu_in = gelu_in;
   c.nw = padded_vector(norm_weight, c.ld_out);
   c.nb = padded_vector(norm_bias, c.ld_out);
-  c.win = padded_rows(w_in.t(), c.ld_in);
+  c.win = padded_rows(w_in, c.ld_in, /*transposed=*/true);
   c.bin = padded_vector(b_in, c.ld_in);
   c.taps = w_dw.has_value() ? dwconv_taps(*w_dw, false, c.ld_in) : at::Tensor();
   c.bdw = padded_vector(b_dw, c.ld_in);
-  c.wout = w_out.has_value() ? padded_rows(w_out->t(), c.ld_out) : at::Tensor();
+  c.wout = w_out.has_value() ? padded_rows(*w_out, c.ld_out, /*transposed=*/true) : at::Tensor();
   return c;
 }
 

@@ -46,7 +46,7 @@ LinearArgs<T> linear_args(const RowGrid& g, const std::vector<at::Tensor>& xs,
 
 // W^T, (K, ld_n) or per image (B, K, ld_n), zero padded.
 at::Tensor transposed_weight(const at::Tensor& weight, int64_t ld_n) {
-  return at::constant_pad_nd(weight.transpose(-1, -2), {0, ld_n - weight.size(-2)}).contiguous();
+  return padded_rows(weight, ld_n, /*transposed=*/true);
 }
 
 at::Tensor linear_fwd(at::TensorList xs_in, const at::Tensor& weight,
