@@ -334,8 +334,8 @@ at::Tensor padded_rows(const at::Tensor& t, int64_t ld, bool transposed, int64_t
       padded.push_back(at::constant_pad_nd(m.narrow(2, j * cols, cols), {0, ld - cols}));
     return at::cat(padded, 2).view(shape);
   }
-  // CPU parameters are small: one allocation and a loop instead of a dozen ATen calls, which on
-  // a small map (a tile) would cost more than the op's kernel
+  // CPU parameters are small: one allocation and a loop instead of half a dozen ATen calls, which
+  // on a small map (a tile) would cost more than the op's kernel
   at::Tensor out = at::empty(shape, t.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.scalar_type(), "padded_rows", [&] {
     copy_padded(t.const_data_ptr<scalar_t>(), stride[0], stride[1], stride[2], size[0], size[1],
