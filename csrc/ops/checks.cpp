@@ -328,11 +328,10 @@ at::Tensor padded_rows(const at::Tensor& t, int64_t ld, bool transposed, int64_t
   if (!t.device().is_cpu()) {
     const at::Tensor m =
         t.as_strided({size[0], size[1], size[2]}, {stride[0], stride[1], stride[2]});
-    if (blocks == 1) return at::constant_pad_nd(m, {0, ld - cols}).contiguous().view(shape);
     std::vector<at::Tensor> padded;
     for (int64_t j = 0; j < blocks; ++j)
       padded.push_back(at::constant_pad_nd(m.narrow(2, j * cols, cols), {0, ld - cols}));
-    return at::cat(padded, 2).view(shape);
+    return (blocks == 1 ? padded[0] : at::cat(padded, 2)).contiguous().view(shape);
   }
   // CPU parameters are small: one allocation and a loop instead of half a dozen ATen calls, which
   // on a small map (a tile) would cost more than the op's kernel

@@ -120,7 +120,7 @@ RowGrid check_linear(const std::vector<at::Tensor>& xs, const at::Tensor& weight
 inline int64_t padded(int64_t c) { return (c + 15) / 16 * 16; }
 // A contiguous zero-padded copy of a parameter: t (rows, C) -> (rows, ld), or of its transpose
 // (transposed: t (C, rows)); a 3-D t is a stack of them, (B, rows, ld); a vector is one row. With
-// blocks > 1, each of the blocks column blocks of C / blocks columns is padded to ld apart:
+// blocks > 1, the C columns form that many equal groups, each zero padded to ld on its own:
 // (rows, blocks * ld).
 at::Tensor padded_rows(const at::Tensor& t, int64_t ld, bool transposed = false,
                        int64_t blocks = 1);
