@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from asid_fast.checkpoint import CHECKSUM_KEY, with_checksum
 from asid_fast.cli import main
 from asid_fast.reference import ASID
 from asid_fast.tools import data as data_mod
@@ -107,6 +108,27 @@ def test_resume_with_the_data_moved(tmp_path, hr_dir):
     train(resume=moved, data=[new_place], steps=6, progress=False)
     assert losses(moved) == losses(full)
     assert json.loads((moved / "config.json").read_text())["data"] == [str(new_place.resolve())]
+
+
+def test_resume_of_an_unfused_checkpoint_updates_fused(tmp_path, hr_dir):
+    """Checkpoints from before the fused AdamW update say so in their optimizer state; a resumed
+    run updates with the fused kernel all the same, so it continues exactly like a run that
+    never stopped (the per-tensor loop differs in rounding)."""
+    full, old = tmp_path / "full", tmp_path / "old"
+    train(full, data=[hr_dir], steps=8, save_every=4, progress=False, **TINY)
+    train(old, data=[hr_dir], steps=4, save_every=4, progress=False, **TINY)
+    state = torch.load(old / "last.pt", weights_only=True)
+    assert all(g["fused"] for g in state["optimizer"]["param_groups"])
+    for g in state["optimizer"]["param_groups"]:
+        g["fused"] = None
+    del state[CHECKSUM_KEY]
+    torch.save(with_checksum(state), old / "last.pt")
+    train(resume=old, steps=8, progress=False)
+    assert losses(old) == losses(full)
+    a = torch.load(full / "last.pt", weights_only=True)
+    b = torch.load(old / "last.pt", weights_only=True)
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
 
 
 def test_kill_and_resume_from_the_command_line(tmp_path, hr_dir):

@@ -231,8 +231,10 @@ class Trainer:
                   f"{c['patch']}x{c['patch']} LR patches and are left out", file=sys.stderr)
         self.steps_per_epoch = max(1, self.stream.epoch_size // c["batch"])
         self.total = c["steps"] if c["steps"] is not None else c["epochs"] * self.steps_per_epoch
+        # fused: one kernel for all parameters (torch has it for CPU and CUDA tensors)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=c["lr"], betas=tuple(c["betas"]),
-                                     weight_decay=c["weight_decay"])
+                                     weight_decay=c["weight_decay"],
+                                     fused=True if self.device.type in ("cpu", "cuda") else None)
         decay = c["decay_epochs"] * self.steps_per_epoch
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=max(decay, 1),
                                                      gamma=c["gamma"] if decay else 1.0)
@@ -265,7 +267,8 @@ class Trainer:
         for name, part in (("optimizer", self.opt), ("scheduler", self.sched),
                            ("scaler", self.scaler)):
             try:
-                part.load_state_dict(state[name])
+                part.load_state_dict(self._this_runs_update(state[name]) if part is self.opt
+                                     else state[name])
             except (ValueError, KeyError, TypeError, RuntimeError) as e:
                 raise UserError(f"{source}: its {name} state does not fit this run: {e}") from None
         self.step = state["step"]
@@ -275,6 +278,14 @@ class Trainer:
         cuda = state["rng"]["cuda"]
         if self.device.type == "cuda" and len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
+
+    def _this_runs_update(self, saved: dict) -> dict:
+        """A saved optimizer state with this run's choice of update kernel (fused, foreach):
+        torch's load_state_dict would keep the saving run's, e.g. the per-tensor loop of
+        checkpoints from before the fused update. The updates agree up to rounding."""
+        own = self.opt.param_groups[0]
+        return {**saved, "param_groups": [{**g, "fused": own["fused"], "foreach": own["foreach"]}
+                                          for g in saved["param_groups"]]}
 
     def state(self) -> dict:
         """Everything a resumed run needs (see the module docstring)."""
