@@ -9,7 +9,7 @@ import torch
 from asid_fast.cli import main
 from asid_fast.reference import ASID
 from asid_fast.tools.train import train
-from train_helpers import TINY, losses, metrics, write_hr_folder
+from train_helpers import TINY, assert_same_weights, losses, metrics, write_hr_folder
 
 # The top-level entries and config options of a last.pt written before checksums were stored
 # (asid_fast 2422d4b); the old-format test rebuilds such a file from a new one.
@@ -44,14 +44,6 @@ def flip_tensor_bytes(path, n=32):
     start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
     data[start:start + n] = bytes(b ^ 0xFF for b in data[start:start + n])
     path.write_bytes(bytes(data))
-
-
-def assert_same_weights(a_path, b_path):
-    a = torch.load(a_path, weights_only=True)
-    b = torch.load(b_path, weights_only=True)
-    assert a["step"] == b["step"]
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
 
 
 @pytest.fixture(scope="module")

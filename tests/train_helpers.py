@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import torch
 
 from asid_fast.tools.imageio import Picture, write_image
 
@@ -32,3 +33,12 @@ def metrics(run):
 def losses(run):
     """The logged losses of a run, in order."""
     return [m["loss"] for m in metrics(run) if "loss" in m]
+
+
+def assert_same_weights(a_path, b_path):
+    """Two checkpoints at the same step with bit-identical model weights."""
+    a = torch.load(a_path, weights_only=True)
+    b = torch.load(b_path, weights_only=True)
+    assert a["step"] == b["step"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
